@@ -1,0 +1,69 @@
+// Database steps on their own:
+//   npm run db:setup    create roles and database if missing (ROOT_DATABASE_URL or embedded)
+//   npm run db:migrate  setup, then migrations and policies
+//   npm run db:reset    drop and recreate the database, then migrate (asks nothing: dev only)
+//   npm run db:commit   commit db/migrations/current.sql as the next migration (graphile-migrate,
+//                       checked against a shadow database)
+// Connection settings are the same as `npm start` (see README).
+
+import { commit } from "graphile-migrate";
+import { loadConfig, ConfigError } from "../server/config.ts";
+import { connectDatabase } from "./database.ts";
+import { migrateDatabase, migrateSettings, applyPolicies } from "./migrate.ts";
+import { recreateDatabase, ensureDatabase } from "./roles.ts";
+import { withCredentials } from "./urls.ts";
+
+const log = (line: string) => console.log(`[db] ${line}`);
+
+async function main(command: string | undefined) {
+  const config = loadConfig();
+  if (command === "reset" && config.isProduction) {
+    throw new ConfigError("db:reset refuses to run with NODE_ENV=production");
+  }
+  const database = await connectDatabase(config, log);
+  try {
+    switch (command) {
+      case "setup":
+        log(`roles and database ${config.databaseName} are ready`);
+        break;
+      case "migrate":
+        await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
+        await applyPolicies(database.ownerUrl, true);
+        log("migrations and policies applied");
+        break;
+      case "reset":
+        if (!database.rootUrl) throw new ConfigError("db:reset needs ROOT_DATABASE_URL (or the embedded database)");
+        await recreateDatabase(database.rootUrl, config.databaseName);
+        await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
+        log(`database ${config.databaseName} recreated and migrated`);
+        break;
+      case "commit": {
+        if (!database.rootUrl) throw new ConfigError("db:commit needs ROOT_DATABASE_URL (or the embedded database)");
+        const shadowName = `${config.databaseName}_shadow`;
+        await ensureDatabase(database.rootUrl, shadowName);
+        const ownerUrl = new URL(database.ownerUrl);
+        const settings = {
+          ...migrateSettings({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log }),
+          shadowConnectionString: withCredentials(
+            database.rootUrl,
+            decodeURIComponent(ownerUrl.username),
+            decodeURIComponent(ownerUrl.password),
+            shadowName,
+          ),
+        };
+        await commit(settings, process.argv[3] ?? null);
+        log("committed db/migrations/current.sql");
+        break;
+      }
+      default:
+        throw new ConfigError("usage: node db/cli.ts setup|migrate|reset|commit [message]");
+    }
+  } finally {
+    await database.stop();
+  }
+}
+
+main(process.argv[2]).catch((error) => {
+  console.error(`[db] ${error instanceof ConfigError ? "" : "failed: "}${error.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,85 @@
+// Decides which PostgreSQL to use and gets it ready, in the order README documents:
+//   1. DATABASE_URL + AUTH_DATABASE_URL: used as they are (roles and database must exist);
+//   2. ROOT_DATABASE_URL: a superuser creates the roles and DATABASE_NAME if missing;
+//   3. neither: an embedded PostgreSQL 15 under DATA_DIR/postgres.
+// Then migrations and policies are applied as the owner.
+
+import path from "node:path";
+import type { Config } from "../server/config.ts";
+import { startEmbeddedPostgres } from "./embedded.ts";
+import { loadLocalSecrets } from "./secrets.ts";
+import { ensureDatabase, ensureRoles, ROLES } from "./roles.ts";
+import { withCredentials, redact } from "./urls.ts";
+import { migrateDatabase } from "./migrate.ts";
+
+export interface Database {
+  ownerUrl: string;
+  authUrl: string;
+  /** Superuser URL for the cluster's maintenance database, when we have one. */
+  rootUrl: string | null;
+  mode: "urls" | "root" | "embedded";
+  /** Stops the embedded PostgreSQL if we started it. */
+  stop(): Promise<void>;
+}
+
+export async function connectDatabase(config: Config, log: (line: string) => void): Promise<Database> {
+  if (config.databaseUrl && config.authDatabaseUrl) {
+    return {
+      ownerUrl: config.databaseUrl,
+      authUrl: config.authDatabaseUrl,
+      rootUrl: config.rootDatabaseUrl,
+      mode: "urls",
+      stop: async () => {},
+    };
+  }
+
+  const secrets = loadLocalSecrets(config.dataDir);
+  const ownerPassword = config.ownerPassword ?? secrets.ownerPassword;
+  const authenticatorPassword = config.authenticatorPassword ?? secrets.authenticatorPassword;
+
+  let rootUrl: string;
+  let stop = async () => {};
+  let mode: Database["mode"];
+  if (config.rootDatabaseUrl) {
+    rootUrl = config.rootDatabaseUrl;
+    mode = "root";
+  } else {
+    const started = Date.now();
+    const cluster = await startEmbeddedPostgres({
+      databaseDir: path.join(config.dataDir, "postgres"),
+      port: config.embeddedPostgresPort,
+      password: secrets.embeddedSuperuserPassword,
+      settings: { shared_preload_libraries: "pg_stat_statements" },
+    });
+    log(`embedded PostgreSQL 15 on 127.0.0.1:${config.embeddedPostgresPort} (${Date.now() - started} ms)`);
+    rootUrl = cluster.rootUrl;
+    stop = cluster.stop;
+    mode = "embedded";
+  }
+
+  try {
+    await ensureRoles(rootUrl, { ownerPassword, authenticatorPassword });
+    if (await ensureDatabase(rootUrl, config.databaseName)) log(`created database ${config.databaseName}`);
+  } catch (error) {
+    await stop();
+    throw new Error(`could not prepare the database through ${redact(rootUrl)}: ${(error as Error).message}`);
+  }
+  return {
+    ownerUrl: withCredentials(rootUrl, ROLES.owner, ownerPassword, config.databaseName),
+    authUrl: withCredentials(rootUrl, ROLES.authenticator, authenticatorPassword, config.databaseName),
+    rootUrl,
+    mode,
+    stop,
+  };
+}
+
+export async function prepareDatabase(config: Config, log: (line: string) => void): Promise<Database> {
+  const database = await connectDatabase(config, log);
+  try {
+    await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
+  } catch (error) {
+    await database.stop();
+    throw error;
+  }
+  return database;
+}

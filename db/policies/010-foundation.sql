@@ -1,0 +1,61 @@
+-- Users, organizations, members, audit log: who may see and change what.
+-- Tenant policies use the index-friendly form `organization_id = any ((select …ids())::uuid[])`: the
+-- helper runs once per statement and the comparison can drive an index scan.
+
+-- Helpers every role calls (directly or from defaults, triggers and policies).
+grant execute on function
+  app_hidden.uuid_generate_v7(),
+  app_hidden.raise_error(text, text),
+  app_hidden.slugify(text),
+  app_hidden.normalize_email(text),
+  app_hidden.current_user_visible_user_ids(),
+  app_public.current_user_id(),
+  app_public.current_session_id(),
+  app_public.current_user_organization_ids(app_public.organization_role)
+to app_anonymous, app_user;
+
+-- Signing up and in: the only things an anonymous caller can do.
+grant execute on function
+  app_public.register(text, text, text),
+  app_public.authenticate(text, text),
+  app_public."current_user"()
+to app_anonymous, app_user;
+
+grant execute on function
+  app_public.logout(),
+  app_public.create_organization(text),
+  app_public.delete_organization(uuid)
+to app_user;
+
+-- users: yourself and the members of your organizations; you may rename yourself.
+select app_private.secure_table('app_public.users');
+grant select on app_public.users to app_user;
+grant update (name) on app_public.users to app_user;
+create policy select_visible on app_public.users for select to app_user
+  using (id = any ((select app_hidden.current_user_visible_user_ids())::uuid[]));
+create policy update_self on app_public.users for update to app_user
+  using (id = (select app_public.current_user_id()))
+  with check (id = (select app_public.current_user_id()));
+
+-- organizations: members see theirs; admins and owners rename them. Creation and deletion go
+-- through create_organization / delete_organization.
+select app_private.secure_table('app_public.organizations');
+grant select on app_public.organizations to app_user;
+grant update (name) on app_public.organizations to app_user;
+create policy select_member on app_public.organizations for select to app_user
+  using (id = any ((select app_public.current_user_organization_ids())::uuid[]));
+create policy update_admin on app_public.organizations for update to app_user
+  using (id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]))
+  with check (id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]));
+
+-- organization_members: members see who else is in their organizations.
+select app_private.secure_table('app_public.organization_members');
+grant select on app_public.organization_members to app_user;
+create policy select_member on app_public.organization_members for select to app_user
+  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+
+-- audit_events: admins and owners read their organization's log; nobody writes it directly.
+select app_private.secure_table('app_public.audit_events');
+grant select on app_public.audit_events to app_user;
+create policy select_admin on app_public.audit_events for select to app_user
+  using (organization_id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]));

@@ -1,0 +1,57 @@
+// A throwaway PostgreSQL cluster for tests and scripts: TEST_ROOT_DATABASE_URL, else ROOT_DATABASE_URL, else an
+// embedded PostgreSQL 15 in a temporary folder that lives only for this run.
+
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { startEmbeddedPostgres } from "./embedded.ts";
+
+export interface TestCluster {
+  rootUrl: string;
+  kind: "configured" | "embedded";
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startTestCluster(): Promise<TestCluster> {
+  const configured = process.env.TEST_ROOT_DATABASE_URL || process.env.ROOT_DATABASE_URL;
+  if (configured) return { rootUrl: configured, kind: "configured", stop: async () => {} };
+
+  const dir = mkdtempSync(path.join(os.tmpdir(), "tenantbase-test-"));
+  // Under root, Postgres runs as the `postgres` system user, which must be able to enter it.
+  chmodSync(dir, 0o755);
+  const cluster = await startEmbeddedPostgres({
+    databaseDir: path.join(dir, "pg"),
+    port: await freePort(),
+    password: randomBytes(16).toString("hex"),
+    settings: {
+      // Test data is thrown away: durability only costs time here.
+      fsync: "off",
+      synchronous_commit: "off",
+      full_page_writes: "off",
+      max_connections: "300",
+      shared_preload_libraries: "pg_stat_statements",
+    },
+  });
+  return {
+    rootUrl: cluster.rootUrl,
+    kind: "embedded",
+    async stop() {
+      await cluster.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

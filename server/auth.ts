@@ -1,0 +1,101 @@
+// Who is calling. An Express middleware in front of /graphql verifies the bearer token before
+// PostGraphile sees the request; PostGraphile's context (server/preset.ts) turns the verified
+// identity into transaction-local settings. No token means app_anonymous; a bad token is a 401
+// with extensions.code INVALID_TOKEN, never a silent downgrade to anonymous.
+
+import type { NextFunction, Request, Response } from "express";
+import jwt from "jsonwebtoken";
+import type pg from "pg";
+
+export interface JwtSettings {
+  secret: string;
+  audience: string;
+  issuer: string;
+}
+
+export interface Identity {
+  role: "app_user";
+  userId: string;
+  sessionId: string;
+}
+
+declare global {
+  namespace Express {
+    interface Request {
+      identity?: Identity | null;
+    }
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export class InvalidTokenError extends Error {}
+
+/** Verifies signature (HS256 only), expiry (required), audience, issuer and claim shapes. */
+export function verifyUserToken(token: string, settings: JwtSettings): { userId: string; sessionId: string } {
+  let claims: string | jwt.JwtPayload;
+  try {
+    claims = jwt.verify(token, settings.secret, {
+      algorithms: ["HS256"],
+      audience: settings.audience,
+      issuer: settings.issuer,
+    });
+  } catch (error) {
+    const reason = error instanceof jwt.TokenExpiredError ? "Token has expired." : "Token is not valid.";
+    throw new InvalidTokenError(reason);
+  }
+  if (typeof claims === "string" || typeof claims.exp !== "number") {
+    throw new InvalidTokenError("Token must carry an expiry.");
+  }
+  const { sub, session_id: sessionId } = claims as { sub?: unknown; session_id?: unknown };
+  if (typeof sub !== "string" || !UUID.test(sub) || typeof sessionId !== "string" || !UUID.test(sessionId)) {
+    throw new InvalidTokenError("Token is not valid.");
+  }
+  return { userId: sub, sessionId };
+}
+
+export function sendInvalidToken(res: Response, message: string): void {
+  res
+    .status(401)
+    .set("WWW-Authenticate", 'Bearer error="invalid_token"')
+    .json({ errors: [{ message, extensions: { code: "INVALID_TOKEN" } }] });
+}
+
+/**
+ * @param ownerPool checks that the token's session is still live (not logged out), so that a
+ *   revoked token stops working at once rather than when it expires.
+ */
+export function authMiddleware(settings: JwtSettings, ownerPool: pg.Pool) {
+  return async function authenticate(req: Request, res: Response, next: NextFunction) {
+    const header = req.headers.authorization;
+    if (header === undefined || header.trim() === "") {
+      req.identity = null;
+      return next();
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) return sendInvalidToken(res, "Authorization header must be 'Bearer <token>'.");
+    try {
+      const { userId, sessionId } = verifyUserToken(match[1], settings);
+      const { rows } = await ownerPool.query("select app_hidden.session_is_live($1, $2) as live", [
+        sessionId,
+        userId,
+      ]);
+      if (!rows[0]?.live) return sendInvalidToken(res, "Session has ended; sign in again.");
+      req.identity = { role: "app_user", userId, sessionId };
+      return next();
+    } catch (error) {
+      if (error instanceof InvalidTokenError) return sendInvalidToken(res, error.message);
+      return next(error);
+    }
+  };
+}
+
+/** The transaction-local settings PostGraphile applies for this request. */
+export function pgSettingsFor(identity: Identity | null | undefined): Record<string, string> {
+  if (!identity) return { role: "app_anonymous" };
+  return {
+    role: identity.role,
+    "jwt.claims.user_id": identity.userId,
+    "jwt.claims.session_id": identity.sessionId,
+  };
+}

@@ -1,0 +1,54 @@
+// The PostGraphile v5 preset: one place that says what the GraphQL API is.
+
+import type pg from "pg";
+import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+import { makePgService } from "postgraphile/adaptors/pg";
+import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
+import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
+import { maskError } from "./errors.ts";
+import { pgSettingsFor, type JwtSettings } from "./auth.ts";
+
+export interface PresetOptions {
+  /** Pool of app_authenticator connections; every request runs as app_anonymous or app_user. */
+  authPool: pg.Pool;
+  jwt: JwtSettings;
+  graphiql?: boolean;
+}
+
+export function makePreset(options: PresetOptions): GraphileConfig.Preset {
+  return {
+    extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
+    plugins: [IdAsUuidPlugin],
+    pgServices: [
+      makePgService({
+        pool: options.authPool,
+        schemas: ["app_public"],
+      }),
+    ],
+    gather: {
+      pgJwtTypes: "app_public.jwt_token",
+    },
+    schema: {
+      pgJwtSecret: options.jwt.secret,
+      pgJwtSignOptions: {
+        algorithm: "HS256",
+        audience: options.jwt.audience,
+        issuer: options.jwt.issuer,
+      },
+    },
+    grafserv: {
+      graphqlPath: "/graphql",
+      graphiqlPath: "/graphiql",
+      graphiql: options.graphiql ?? true,
+      watch: false,
+      maskError,
+    },
+    grafast: {
+      explain: false,
+      context(requestContext) {
+        const req = requestContext.expressv4?.req;
+        return { pgSettings: pgSettingsFor(req?.identity) };
+      },
+    },
+  };
+}

@@ -1,0 +1,27 @@
+// `npm run worker`: the job queue on its own (scale it separately from the API). Connects
+// straight to PostgreSQL as the owner (DATABASE_URL, or the same fallbacks as `npm start`).
+
+import "../server/graphile-env.ts";
+import { loadConfig, ConfigError } from "../server/config.ts";
+import { prepareDatabase } from "../db/database.ts";
+import { startWorker } from "./runner.ts";
+
+async function main() {
+  const config = loadConfig();
+  const database = await prepareDatabase(config, (line) => console.log(`[worker] ${line}`));
+  const runner = await startWorker({ ownerUrl: database.ownerUrl, concurrency: Number(process.env.WORKER_CONCURRENCY ?? 4) });
+  console.log("[worker] running");
+  const stop = async () => {
+    await runner.stop();
+    await database.stop();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop());
+  process.on("SIGTERM", () => void stop());
+  await runner.promise;
+}
+
+main().catch((error) => {
+  console.error(`[worker] ${error instanceof ConfigError ? "configuration error" : "failed"}: ${error.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,222 @@
+// Plans, projects, usage counters and the seat / project limits, at the SQL level.
+
+import pg from "pg";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { addMember, createOrganization, createUser, twoTenants } from "../helpers/fixtures.ts";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+async function counters(organizationId: string) {
+  const { rows } = await db.owner.query("select * from app_public.usage_counters where organization_id = $1", [organizationId]);
+  return rows[0];
+}
+
+async function expectCountersExact() {
+  const { rows } = await db.owner.query(
+    `select r.organization_id, r.seat_count::int as want_seats, c.seat_count as seats,
+            r.project_count::int as want_projects, c.project_count as projects
+     from app_private.recomputed_usage_counters() r
+     left join app_public.usage_counters c using (organization_id)
+     where c.seat_count is distinct from r.seat_count or c.project_count is distinct from r.project_count`,
+  );
+  expect(rows).toEqual([]);
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string | null> {
+  try {
+    await promise;
+    return null;
+  } catch (error: any) {
+    return error.code === "TB000" ? error.detail : `${error.code}: ${error.message}`;
+  }
+}
+
+test("plans are seeded and readable by signed-in users only", async () => {
+  const user = await createUser(db);
+  const { rows } = await db.queryAs(user, "select id, max_seats, max_projects, monthly_credits::int from app_public.plans order by monthly_credits");
+  expect(rows).toEqual([
+    { id: "free", max_seats: 3, max_projects: 3, monthly_credits: 100 },
+    { id: "pro", max_seats: 10, max_projects: 50, monthly_credits: 5000 },
+    { id: "enterprise", max_seats: null, max_projects: null, monthly_credits: 50000 },
+  ]);
+  await expect(db.queryAs(null, "select * from app_public.plans")).rejects.toThrow(/permission denied/);
+  await expect(db.queryAs(user, "update app_public.plans set max_seats = 1000")).rejects.toThrow(/permission denied/);
+  const org = await createOrganization(db, user);
+  await expect(db.owner.query("update app_public.organizations set plan_id = 'nope' where id = $1", [org.id])).rejects.toThrow(/foreign key/);
+});
+
+test("every organization gets a counter row with the current period; seats are counted", async () => {
+  const { a } = await twoTenants(db);
+  const c = await counters(a.org.id);
+  expect(c.seat_count).toBe(3);
+  expect(c.project_count).toBe(0);
+  expect(Number(c.api_calls)).toBe(0);
+  const { rows } = await db.owner.query("select date_trunc('month', now() at time zone 'UTC') at time zone 'UTC' as start");
+  expect(c.period_start.getTime()).toBe(rows[0].start.getTime());
+  expect(c.period_end > new Date()).toBe(true);
+  await db.owner.query("select app_private.count_api_call($1)", [a.org.id]);
+  await db.owner.query("select app_private.count_api_call($1)", [a.org.id]);
+  expect(Number((await counters(a.org.id)).api_calls)).toBe(2);
+  await expectCountersExact();
+});
+
+test("counters follow insert, soft delete, restore and hard delete of projects and members", async () => {
+  const owner = await createUser(db);
+  const org = await createOrganization(db, owner, "Counting");
+  await db.owner.query("update app_public.organizations set plan_id = 'pro' where id = $1", [org.id]);
+  const ids: string[] = [];
+  for (const name of ["One", "Two", "Three"]) {
+    const { rows } = await db.queryAs(owner, "insert into app_public.projects (organization_id, name) values ($1, $2) returning id", [org.id, name]);
+    ids.push(rows[0].id);
+  }
+  expect((await counters(org.id)).project_count).toBe(3);
+  await db.queryAs(owner, "select app_public.delete_project($1)", [ids[0]]);
+  await db.queryAs(owner, "select app_public.delete_project($1)", [ids[0]]); // twice: still one decrement
+  expect((await counters(org.id)).project_count).toBe(2);
+  await db.queryAs(owner, "select app_public.restore_project($1)", [ids[0]]);
+  expect((await counters(org.id)).project_count).toBe(3);
+  await db.queryAs(owner, "select app_public.delete_project($1)", [ids[1]]);
+  await db.owner.query("delete from app_public.projects where id = any($1)", [[ids[1], ids[2]]]); // one deleted, one live
+  expect((await counters(org.id)).project_count).toBe(1);
+
+  const u1 = await createUser(db);
+  const u2 = await createUser(db);
+  await addMember(db, org.id, u1);
+  await addMember(db, org.id, u2, "admin");
+  expect((await counters(org.id)).seat_count).toBe(3);
+  await db.owner.query("update app_public.organization_members set role = 'member' where user_id = $1", [u2.userId]);
+  expect((await counters(org.id)).seat_count).toBe(3);
+  await db.owner.query("delete from app_public.organization_members where organization_id = $1 and user_id = $2", [org.id, u1.userId]);
+  expect((await counters(org.id)).seat_count).toBe(2);
+  await expectCountersExact();
+  // deleting the whole organization cascades cleanly
+  const client = await db.owner.connect();
+  try {
+    await client.query("begin");
+    await client.query("select set_config('tenantbase.allow_prune', 'on', true)");
+    await client.query("delete from app_public.organizations where id = $1", [org.id]);
+    await client.query("commit");
+  } finally {
+    client.release();
+  }
+  expect(await counters(org.id)).toBeUndefined();
+});
+
+test("limits: SEAT_LIMIT_REACHED and PROJECT_LIMIT_REACHED on the free plan, lifted by a bigger plan", async () => {
+  const { a } = await twoTenants(db); // 3 seats: full on free
+  const extra = await createUser(db);
+  expect(await codeOf(addMember(db, a.org.id, extra))).toBe("SEAT_LIMIT_REACHED");
+  for (let i = 0; i < 3; i++) {
+    await db.queryAs(a.member, "insert into app_public.projects (organization_id, name) values ($1, $2)", [a.org.id, `P${i}`]);
+  }
+  expect(await codeOf(db.queryAs(a.member, "insert into app_public.projects (organization_id, name) values ($1, 'P4')", [a.org.id]))).toBe("PROJECT_LIMIT_REACHED");
+  // a deleted project frees its slot; restoring it when full is refused
+  const { rows } = await db.queryAs(a.admin, "select id from app_public.projects where organization_id = $1 order by created_at limit 1", [a.org.id]);
+  await db.queryAs(a.admin, "select app_public.delete_project($1)", [rows[0].id]);
+  await db.queryAs(a.member, "insert into app_public.projects (organization_id, name) values ($1, 'P5')", [a.org.id]);
+  expect(await codeOf(db.queryAs(a.admin, "select app_public.restore_project($1)", [rows[0].id]))).toBe("PROJECT_LIMIT_REACHED");
+  await db.owner.query("update app_public.organizations set plan_id = 'enterprise' where id = $1", [a.org.id]);
+  await addMember(db, a.org.id, extra);
+  await db.queryAs(a.admin, "select app_public.restore_project($1)", [rows[0].id]);
+  expect(await counters(a.org.id)).toMatchObject({ seat_count: 4, project_count: 4 });
+  await expectCountersExact();
+});
+
+test("assert_seat_available counts extra seats and reserved seats", async () => {
+  const owner = await createUser(db);
+  const org = await createOrganization(db, owner);
+  await db.owner.query("select app_private.assert_seat_available($1, 2)", [org.id]);
+  expect(await codeOf(db.owner.query("select app_private.assert_seat_available($1, 3)", [org.id]))).toBe("SEAT_LIMIT_REACHED");
+  expect(await codeOf(db.owner.query("select app_private.assert_seat_available($1)", ["00000000-0000-7000-8000-000000000000"]))).toBe("NOT_FOUND");
+});
+
+test("projects: cross-tenant reads and writes are refused; members cannot delete, admins can", async () => {
+  const { a, b } = await twoTenants(db);
+  const { rows } = await db.queryAs(a.member, "insert into app_public.projects (organization_id, name) values ($1, 'Secret') returning id", [a.org.id]);
+  const id = rows[0].id;
+  expect((await db.queryAs(b.owner, "select * from app_public.projects where id = $1", [id])).rows).toEqual([]);
+  expect((await db.queryAs(b.owner, "select * from app_public.usage_counters where organization_id = $1", [a.org.id])).rows).toEqual([]);
+  expect((await db.queryAs(b.owner, "update app_public.projects set name = 'Mine' where id = $1", [id])).rowCount).toBe(0);
+  await expect(db.queryAs(b.owner, "insert into app_public.projects (organization_id, name) values ($1, 'Intruder')", [a.org.id])).rejects.toThrow(/row-level security/);
+  expect(await codeOf(db.queryAs(b.owner, "select app_public.delete_project($1)", [id]))).toBe("NOT_FOUND");
+  expect(await codeOf(db.queryAs(b.owner, "select app_public.restore_project($1)", [id]))).toBe("NOT_FOUND");
+  expect(await codeOf(db.queryAs(a.member, "select app_public.delete_project($1)", [id]))).toBe("FORBIDDEN");
+  await db.queryAs(a.admin, "select app_public.delete_project($1)", [id]);
+  // a member no longer sees it, an admin does
+  expect((await db.queryAs(a.member, "select * from app_public.projects where id = $1", [id])).rows).toEqual([]);
+  expect((await db.queryAs(a.admin, "select * from app_public.projects where id = $1", [id])).rows).toHaveLength(1);
+  await expect(db.queryAs(a.owner, "update app_public.projects set deleted_at = null where id = $1", [id])).rejects.toThrow(/permission denied/);
+  await expect(db.queryAs(a.owner, "update app_public.usage_counters set project_count = 0")).rejects.toThrow(/permission denied/);
+  // bad input
+  expect(await codeOf(db.queryAs(a.member, "insert into app_public.projects (organization_id, name) values ($1, '   ')", [a.org.id]))).toBe("INVALID_NAME");
+  expect(await codeOf(db.queryAs(a.member, "insert into app_public.projects (organization_id, name) values ($1, $2)", [a.org.id, "x".repeat(101)]))).toBe("INVALID_NAME");
+  expect(await codeOf(db.queryAs(a.admin, "select app_public.delete_project($1)", ["00000000-0000-7000-8000-000000000000"]))).toBe("NOT_FOUND");
+  await expectCountersExact();
+});
+
+describe("concurrency: limits hold with many real connections", () => {
+  let pool: pg.Pool;
+  beforeAll(() => {
+    pool = new pg.Pool({ connectionString: db.authUrl, max: 25 });
+    pool.on("error", () => {});
+  });
+  afterAll(() => pool.end());
+
+  async function asUser(userId: string, sql: string, values: unknown[]) {
+    const client = await pool.connect();
+    try {
+      await client.query("begin");
+      await client.query("select set_config('role', 'app_user', true), set_config('jwt.claims.user_id', $1, true)", [userId]);
+      await client.query(sql, values);
+      await client.query("commit");
+    } catch (error) {
+      await client.query("rollback").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  test("60 concurrent project creations on a free plan: exactly 3 succeed", async () => {
+    const owner = await createUser(db);
+    const org = await createOrganization(db, owner, "Race Projects");
+    const results = await Promise.allSettled(
+      Array.from({ length: 60 }, (_, i) =>
+        asUser(owner.userId, "insert into app_public.projects (organization_id, name) values ($1, $2)", [org.id, `P${i}`]),
+      ),
+    );
+    const ok = results.filter((r) => r.status === "fulfilled").length;
+    const codes = new Set(results.flatMap((r) => (r.status === "rejected" ? [(r.reason as any).detail] : [])));
+    expect(ok).toBe(3);
+    expect([...codes]).toEqual(["PROJECT_LIMIT_REACHED"]);
+    expect((await counters(org.id)).project_count).toBe(3);
+    await expectCountersExact();
+  });
+
+  test("60 concurrent member additions on a pro plan (10 seats, 1 taken): exactly 9 succeed", async () => {
+    const owner = await createUser(db);
+    const org = await createOrganization(db, owner, "Race Seats");
+    await db.owner.query("update app_public.organizations set plan_id = 'pro' where id = $1", [org.id]);
+    const users = await Promise.all(Array.from({ length: 60 }, () => createUser(db)));
+    const ownerPool = new pg.Pool({ connectionString: db.ownerUrl, max: 25 });
+    try {
+      const results = await Promise.allSettled(
+        users.map((u) =>
+          ownerPool.query("insert into app_public.organization_members (organization_id, user_id) values ($1, $2)", [org.id, u.userId]),
+        ),
+      );
+      const ok = results.filter((r) => r.status === "fulfilled").length;
+      const codes = new Set(results.flatMap((r) => (r.status === "rejected" ? [(r.reason as any).detail] : [])));
+      expect(ok).toBe(9);
+      expect([...codes]).toEqual(["SEAT_LIMIT_REACHED"]);
+    } finally {
+      await ownerPool.end();
+    }
+    expect((await counters(org.id)).seat_count).toBe(10);
+    await expectCountersExact();
+  });
+});

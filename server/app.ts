@@ -59,8 +59,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         httpServer.close(() => resolve());
         httpServer.closeIdleConnections?.();
       });
-      await serv.release();
-      await pgl.release();
+      await serv.release(); // also releases pgl
       await Promise.all([authPool.end(), ownerPool.end()]);
     },
   };

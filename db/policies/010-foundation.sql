@@ -28,8 +28,10 @@ grant execute on function
 to app_user;
 
 -- users: yourself and the members of your organizations; you may rename yourself.
+-- app_anonymous holds SELECT only so that currentUser can be asked without a token; no policy
+-- lets it see a row.
 select app_private.secure_table('app_public.users');
-grant select on app_public.users to app_user;
+grant select on app_public.users to app_anonymous, app_user;
 grant update (name) on app_public.users to app_user;
 create policy select_visible on app_public.users for select to app_user
   using (id = any ((select app_hidden.current_user_visible_user_ids())::uuid[]));
@@ -37,15 +39,16 @@ create policy update_self on app_public.users for update to app_user
   using (id = (select app_public.current_user_id()))
   with check (id = (select app_public.current_user_id()));
 
--- organizations: members see theirs; admins and owners rename them. Creation and deletion go
--- through create_organization / delete_organization.
+-- organizations: members see theirs; admins and owners rename them (members reach the row, and
+-- the trigger _005_require_admin answers FORBIDDEN). Creation and deletion go through
+-- create_organization / delete_organization.
 select app_private.secure_table('app_public.organizations');
 grant select on app_public.organizations to app_user;
 grant update (name) on app_public.organizations to app_user;
 create policy select_member on app_public.organizations for select to app_user
   using (id = any ((select app_public.current_user_organization_ids())::uuid[]));
-create policy update_admin on app_public.organizations for update to app_user
-  using (id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]))
+create policy update_member on app_public.organizations for update to app_user
+  using (id = any ((select app_public.current_user_organization_ids())::uuid[]))
   with check (id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]));
 
 -- organization_members: members see who else is in their organizations.

@@ -1,0 +1,44 @@
+-- Concurrent createOrganization calls with the same name collided on the slug more often than
+-- the retry loop could absorb (12 at once: some failed). Serialize slug choice per base slug
+-- with a transaction-scoped advisory lock: the next caller waits until the first commits, then
+-- sees its slug and takes the next suffix.
+create or replace function app_private.unique_slug(base text) returns text
+  language plpgsql volatile
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_base text := coalesce(nullif(app_hidden.slugify(base), ''), 'org');
+  v_candidate text;
+  v_n int := 1;
+begin
+  if length(v_base) < 3 then
+    v_base := v_base || '-org';
+  end if;
+  perform pg_advisory_xact_lock(hashtext('tenantbase:slug:' || v_base));
+  v_candidate := v_base;
+  while exists (select 1 from app_public.organizations where slug = v_candidate) loop
+    v_n := v_n + 1;
+    v_candidate := v_base || '-' || v_n;
+  end loop;
+  return v_candidate;
+end;
+$$;
+
+-- A member who tries to rename their organization got a silent null from updateOrganization
+-- (the admin-only UPDATE policy hid the row). Members may now reach the row for UPDATE, and
+-- this trigger answers FORBIDDEN with a stable code unless the caller is an admin or owner.
+-- Callers without a user (jobs, the owner role) are not affected.
+create function app_private.tg_organizations_require_admin() returns trigger
+  language plpgsql volatile
+  set search_path = pg_catalog, public
+as $$
+begin
+  if app_public.current_user_id() is not null
+     and not new.id = any (app_public.current_user_organization_ids('admin')) then
+    perform app_hidden.raise_error('FORBIDDEN', 'Only admins and owners can change the organization.');
+  end if;
+  return new;
+end;
+$$;
+create trigger _005_require_admin before update on app_public.organizations
+  for each row execute function app_private.tg_organizations_require_admin();

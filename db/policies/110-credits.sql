@@ -1,0 +1,34 @@
+-- Credits: members read their organization's account, ledger, grants and reservations; every
+-- change goes through the SECURITY DEFINER functions (reserve / capture / release here, grants
+-- from billing code and jobs as the owner).
+
+grant execute on function
+  app_hidden.assert_valid_amount(numeric),
+  app_hidden.assert_valid_idempotency_key(text, boolean)
+to app_user;
+
+grant execute on function
+  app_public.reserve_credits(uuid, numeric, text, int),
+  app_public.capture_credits(uuid, numeric, text),
+  app_public.release_credits(uuid, text)
+to app_user;
+
+select app_private.secure_table('app_public.credit_accounts');
+grant select on app_public.credit_accounts to app_user;
+create policy select_member on app_public.credit_accounts for select to app_user
+  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+
+select app_private.secure_table('app_public.credit_ledger');
+grant select on app_public.credit_ledger to app_user;
+create policy select_member on app_public.credit_ledger for select to app_user
+  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+
+select app_private.secure_table('app_public.credit_grants');
+grant select on app_public.credit_grants to app_user;
+create policy select_member on app_public.credit_grants for select to app_user
+  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+
+select app_private.secure_table('app_public.credit_reservations');
+grant select on app_public.credit_reservations to app_user;
+create policy select_member on app_public.credit_reservations for select to app_user
+  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));

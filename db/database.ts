@@ -78,6 +78,10 @@ export async function prepareDatabase(config: Config, log: (line: string) => voi
   try {
     await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
   } catch (error) {
+    // graphile-migrate keeps its pools for 200 ms after use and calls process.exit(1) if one of
+    // their connections breaks: let them close before stopping the embedded Postgres, or the
+    // real error would never be printed.
+    await new Promise((resolve) => setTimeout(resolve, 300));
     await database.stop();
     throw error;
   }

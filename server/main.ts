@@ -2,6 +2,7 @@
 // migrations and policies, serve the API. SIGINT/SIGTERM stop everything cleanly.
 
 import "./graphile-env.ts";
+import { writeSync } from "node:fs";
 import { loadConfig, ConfigError, type Config } from "./config.ts";
 import { prepareDatabase } from "../db/database.ts";
 import { loadLocalSecrets } from "../db/secrets.ts";
@@ -67,6 +68,7 @@ async function main() {
 }
 
 main().catch((error) => {
-  console.error(`[tenantbase] start-up failed: ${error instanceof Error ? error.message : String(error)}`);
+  // Synchronous write: process.exit would drop a pending write to a pipe.
+  writeSync(2, `[tenantbase] start-up failed: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

@@ -1,0 +1,40 @@
+// Start-up configuration: every variable validated, one clear message naming a bad one.
+
+import { loadConfig, ConfigError } from "../../server/config.ts";
+
+function error(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+test("defaults: port 5678, embedded database, development", () => {
+  const config = loadConfig({});
+  expect(config).toMatchObject({ port: 5678, databaseUrl: null, rootDatabaseUrl: null, databaseName: "tenantbase", isProduction: false });
+});
+
+test.each([
+  [{ PORT: "abc" }, /^PORT /],
+  [{ PORT: "70000" }, /^PORT /],
+  [{ DATABASE_URL: "postgres://u@h/db" }, /^AUTH_DATABASE_URL is required/],
+  [{ AUTH_DATABASE_URL: "postgres://u@h/db" }, /^DATABASE_URL is required/],
+  [{ DATABASE_URL: "mysql://u@h/db", AUTH_DATABASE_URL: "postgres://u@h/db" }, /^DATABASE_URL must start with postgres/],
+  [{ ROOT_DATABASE_URL: "not a url" }, /^ROOT_DATABASE_URL is not a valid URL/],
+  [{ ROOT_DATABASE_URL: "postgres://u@h" }, /^ROOT_DATABASE_URL must name a database/],
+  [{ DATABASE_NAME: "Bad-Name" }, /^DATABASE_NAME must be/],
+  [{ JWT_SECRET: "short" }, /^JWT_SECRET must be at least 32/],
+  [{ NODE_ENV: "production" }, /^JWT_SECRET is required when NODE_ENV=production/],
+  [{ EMBEDDED_POSTGRES_PORT: "0" }, /^EMBEDDED_POSTGRES_PORT /],
+])("%j is refused with a message naming the variable", (env, message) => {
+  expect(error(env)).toMatch(message);
+});
+
+test("production with ROOT_DATABASE_URL needs the role passwords", () => {
+  const base = { NODE_ENV: "production", JWT_SECRET: "x".repeat(32), ROOT_DATABASE_URL: "postgres://p@h/postgres" };
+  expect(error(base)).toMatch(/^DATABASE_OWNER_PASSWORD is required/);
+  expect(error({ ...base, DATABASE_OWNER_PASSWORD: "a" })).toMatch(/^DATABASE_AUTHENTICATOR_PASSWORD is required/);
+});

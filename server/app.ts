@@ -1,5 +1,6 @@
 // Builds the HTTP server: Express with PostGraphile (grafserv) at /graphql, Ruru at /graphiql,
-// the auth middleware in front of /graphql, and /healthz. Used by `npm start` and by the tests,
+// the auth middleware in front of /graphql, /healthz, /readyz and /metrics, request ids and
+// logs, security headers, CORS and request limits (server/http-operations.ts). Used by `npm start` and by the tests,
 // which start it on an ephemeral port against their own database.
 
 import { createServer, type Server } from "node:http";
@@ -9,6 +10,19 @@ import { postgraphile, type PostGraphileInstance } from "postgraphile";
 import { grafserv } from "postgraphile/grafserv/express/v4";
 import { authMiddleware, type JwtSettings } from "./auth.ts";
 import { makePreset } from "./preset.ts";
+import { mountStripeWebhook, type StripeConfig } from "./webhooks/stripe.ts";
+import { rootLogger, type Logger } from "./logger.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { makeReadiness } from "./health.ts";
+import { DEFAULT_LIMITS, type GraphQLLimits } from "./graphql-limits.ts";
+import {
+  bodyErrors,
+  corsFor,
+  graphqlBody,
+  operationsPlugin,
+  requestContext,
+  securityHeaders,
+} from "./http-operations.ts";
 
 export interface AppOptions {
   ownerUrl: string;
@@ -16,6 +30,16 @@ export interface AppOptions {
   jwt: JwtSettings;
   graphiql?: boolean;
   authPoolSize?: number;
+  /** Stripe billing settings (server/stripe/config.ts); default: from the environment. */
+  stripe?: StripeConfig;
+  /** Default: the process logger (LOG_LEVEL, LOG_FILE). */
+  logger?: Logger;
+  /** Depth, node count, body size, introspection (defaults: DEFAULT_LIMITS). */
+  limits?: Partial<GraphQLLimits>;
+  /** Origins allowed to call /graphql from a browser (CORS); default none. */
+  corsOrigins?: string[];
+  /** /readyz reports a worker as stale after this many seconds without a heartbeat. */
+  workerHeartbeatMaxAgeSeconds?: number;
 }
 
 export interface App {
@@ -23,6 +47,8 @@ export interface App {
   pgl: PostGraphileInstance;
   ownerPool: pg.Pool;
   authPool: pg.Pool;
+  metrics: Metrics;
+  logger: Logger;
   close(): Promise<void>;
 }
 
@@ -33,18 +59,44 @@ export async function createApp(options: AppOptions): Promise<App> {
   authPool.on("error", () => {});
   ownerPool.on("error", () => {});
 
-  const pgl = postgraphile(makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql }));
+  const logger = options.logger ?? rootLogger();
+  const limits: GraphQLLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const metrics = createMetrics({ ownerPool, pools: { authenticator: authPool, owner: ownerPool }, logger });
+  const readiness = makeReadiness({
+    ownerPool,
+    authPool,
+    workerHeartbeatMaxAgeSeconds: options.workerHeartbeatMaxAgeSeconds ?? 120,
+  });
+
+  const pgl = postgraphile({
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe })],
+    plugins: [operationsPlugin({ limits, metrics })],
+    grafserv: { maxRequestLength: limits.maxBodyBytes },
+  });
   const serv = pgl.createServ(grafserv);
 
   const app = express();
   app.disable("x-powered-by");
+  app.use(requestContext(logger, metrics));
+  app.use(securityHeaders("/graphiql"));
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });
+  app.get("/readyz", async (_req, res) => {
+    const result = await readiness();
+    res.status(result.status === "unready" ? 503 : 200).json(result);
+  });
+  app.get("/metrics", async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  await mountStripeWebhook(app, { pool: ownerPool, config: options.stripe });
+  app.use("/graphql", corsFor(options.corsOrigins ?? []));
+  app.use("/graphql", ...graphqlBody(limits));
   app.use("/graphql", authMiddleware(options.jwt, ownerPool));
 
   const httpServer = createServer(app);
   await serv.addTo(app, httpServer);
+  app.use(bodyErrors(limits, logger));
 
   let closed = false;
   return {
@@ -52,6 +104,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     pgl,
     ownerPool,
     authPool,
+    metrics,
+    logger,
     async close() {
       if (closed) return;
       closed = true;

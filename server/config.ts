@@ -23,6 +23,25 @@ export interface Config {
   jwtSecret: string | null;
   jwtAudience: string;
   jwtIssuer: string;
+  /** Operations (issue 7): logging, limits, CORS, backups, monitoring, shutdown. */
+  logLevel: string;
+  /** Also (or instead) write JSON logs to this file; null: stdout only. */
+  logFile: string | null;
+  corsOrigins: string[];
+  graphiql: boolean;
+  introspection: boolean;
+  graphqlMaxDepth: number;
+  graphqlMaxNodes: number;
+  graphqlMaxBodyBytes: number;
+  backupDir: string;
+  backupCron: string;
+  backupRetentionDays: number;
+  backupVerifyCron: string;
+  slowQueryMs: number;
+  workerHeartbeatMaxAgeSeconds: number;
+  shutdownTimeoutMs: number;
+  /** Folder holding pg_dump / pg_restore of the server's major version; null: search. */
+  pgBinDir: string | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -66,6 +85,53 @@ function identifier(env: Env, name: string, fallback: string): string {
     throw new ConfigError(`${name} must be a lowercase SQL identifier (a-z, 0-9, _), got "${value}"`);
   }
   return value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = read(env, name);
+  if (value === null) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new ConfigError(`${name} must be a whole number between ${min} and ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const value = read(env, name);
+  if (value === null) return fallback;
+  if (/^(1|true|on|yes)$/i.test(value)) return true;
+  if (/^(0|false|off|no)$/i.test(value)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${value}"`);
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function cronSchedule(env: Env, name: string, fallback: string): string {
+  const value = read(env, name) ?? fallback;
+  // graphile-worker's crontab: five fields of digits, *, /, - and commas.
+  if (!/^[\d*/,-]+( [\d*/,-]+){4}$/.test(value)) {
+    throw new ConfigError(`${name} must be a five-field cron schedule like "0 */6 * * *", got "${value}"`);
+  }
+  return value;
+}
+
+function origins(env: Env, name: string): string[] {
+  const value = read(env, name);
+  if (value === null) return [];
+  return value.split(",").map((item) => {
+    const origin = item.trim();
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new ConfigError(`${name} must be a comma-separated list of origins like https://app.example.com, got "${origin}"`);
+    }
+    if (url.origin !== origin) {
+      throw new ConfigError(`${name}: "${origin}" is not a bare origin (scheme://host[:port], no path or trailing slash)`);
+    }
+    return origin;
+  });
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -120,5 +186,34 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecret,
     jwtAudience: read(env, "JWT_AUDIENCE") ?? "tenantbase",
     jwtIssuer: read(env, "JWT_ISSUER") ?? "tenantbase",
+    ...operationsConfig(env, isProduction),
+  };
+}
+
+function operationsConfig(env: Env, isProduction: boolean) {
+  const logLevel = (read(env, "LOG_LEVEL") ?? "info").toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
+  }
+  const logFile = read(env, "LOG_FILE");
+  const pgBinDir = read(env, "PG_BIN_DIR");
+  return {
+    logLevel,
+    logFile: logFile === null ? null : path.resolve(logFile),
+    corsOrigins: origins(env, "CORS_ORIGINS"),
+    // Both default to on in development and off in production.
+    graphiql: bool(env, "GRAPHIQL", !isProduction),
+    introspection: bool(env, "GRAPHQL_INTROSPECTION", !isProduction),
+    graphqlMaxDepth: integer(env, "GRAPHQL_MAX_DEPTH", 12, 2, 100),
+    graphqlMaxNodes: integer(env, "GRAPHQL_MAX_NODES", 500, 10, 100000),
+    graphqlMaxBodyBytes: integer(env, "GRAPHQL_MAX_BODY_BYTES", 100_000, 1000, 50_000_000),
+    backupDir: path.resolve(read(env, "BACKUP_DIR") ?? path.join(read(env, "DATA_DIR") ?? ".data", "backups")),
+    backupCron: cronSchedule(env, "BACKUP_CRON", "0 */6 * * *"),
+    backupRetentionDays: integer(env, "BACKUP_RETENTION_DAYS", 30, 1, 3650),
+    backupVerifyCron: cronSchedule(env, "BACKUP_VERIFY_CRON", "30 3 * * 0"),
+    slowQueryMs: integer(env, "SLOW_QUERY_MS", 500, 1, 3_600_000),
+    workerHeartbeatMaxAgeSeconds: integer(env, "WORKER_HEARTBEAT_MAX_AGE_SECONDS", 120, 5, 86400),
+    shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 15_000, 100, 600_000),
+    pgBinDir: pgBinDir === null ? null : path.resolve(pgBinDir),
   };
 }

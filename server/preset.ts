@@ -7,18 +7,22 @@ import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
 import { maskError } from "./errors.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
+import { makeBillingPlugin } from "./stripe/plugin.ts";
+import type { StripeConfig } from "./stripe/config.ts";
 
 export interface PresetOptions {
   /** Pool of app_authenticator connections; every request runs as app_anonymous or app_user. */
   authPool: pg.Pool;
   jwt: JwtSettings;
   graphiql?: boolean;
+  /** Stripe settings for the billing mutations; default: from the environment. */
+  stripe?: StripeConfig;
 }
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
-    plugins: [IdAsUuidPlugin],
+    plugins: [IdAsUuidPlugin, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
     pgServices: [
       makePgService({
         pool: options.authPool,

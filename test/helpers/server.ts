@@ -2,7 +2,7 @@
 
 import type { AddressInfo } from "node:net";
 import jwt from "jsonwebtoken";
-import { createApp, type App } from "../../server/app.ts";
+import { createApp, type App, type AppOptions } from "../../server/app.ts";
 import type { TestDatabase } from "./db.ts";
 import type { TestUser } from "./fixtures.ts";
 
@@ -35,8 +35,8 @@ export function tokenFor(user: TestUser, overrides: Record<string, unknown> = {}
   );
 }
 
-export async function startTestServer(db: TestDatabase): Promise<TestServer> {
-  const app = await createApp({ ownerUrl: db.ownerUrl, authUrl: db.authUrl, jwt: TEST_JWT });
+export async function startTestServer(db: TestDatabase, options: Partial<AppOptions> = {}): Promise<TestServer> {
+  const app = await createApp({ ownerUrl: db.ownerUrl, authUrl: db.authUrl, jwt: TEST_JWT, ...options });
   await new Promise<void>((resolve) => app.httpServer.listen(0, "127.0.0.1", resolve));
   const { port } = app.httpServer.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;

@@ -3,5 +3,8 @@
 // queued twice carry a job_key.
 
 import type { TaskList } from "graphile-worker";
+import { stripeEvent, STRIPE_EVENT_TASK } from "./stripe_event.ts";
 
-export const taskList: TaskList = {};
+export const taskList: TaskList = {
+  [STRIPE_EVENT_TASK]: stripeEvent,
+};

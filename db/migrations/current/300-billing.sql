@@ -110,7 +110,7 @@ create table app_public.subscriptions (
   constraint subscriptions_plan_interval_check check (plan_interval in ('day', 'week', 'month', 'year'))
 );
 comment on table app_public.subscriptions is
-  E'@behavior -insert -update -delete\nThe organization''s Stripe subscription, as of the last webhook applied. Written only by the Stripe event job.';
+  E'@name billing_subscription\n@behavior -insert -update -delete\nThe organization''s Stripe subscription, as of the last webhook applied. Written only by the Stripe event job.';
 comment on column app_public.subscriptions.plan_id is 'The plan bought (matched by the Stripe price id of the subscription item).';
 comment on column app_public.subscriptions.last_event_created_at is
   E'@behavior -*\nStripe `created` time of the last event applied: older events change nothing.';

@@ -1,0 +1,227 @@
+// createCheckoutSession and createBillingPortalSession: the two mutations that call Stripe.
+//
+// Who may do what is decided in SQL, as the caller (app_hidden.checkout_target,
+// set_stripe_customer, billing_portal_customer raise NOT_FOUND / FORBIDDEN / … through
+// app_hidden.raise_error), in short transactions of their own: no database connection or
+// transaction is held open while Stripe answers. Stripe failures reach the client as
+// PAYMENT_PROVIDER_ERROR; with billing off, BILLING_NOT_CONFIGURED.
+
+import type pg from "pg";
+import type Stripe from "stripe";
+import { extendSchema } from "postgraphile/utils";
+import { context, get, sideEffect } from "postgraphile/grafast";
+import { BUSINESS_ERROR_SQLSTATE } from "../errors.ts";
+import { loadStripeConfig, makeStripeClient, type StripeConfig } from "./config.ts";
+
+/** Shaped like a business error raised in SQL, so server/errors.ts passes its code through. */
+export class BillingError extends Error {
+  readonly code = BUSINESS_ERROR_SQLSTATE;
+  readonly detail: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.detail = code;
+  }
+}
+
+export interface BillingPluginOptions {
+  /** app_authenticator connections; each SQL step runs as the caller (their pgSettings). */
+  pool: pg.Pool;
+  /** Default: loadStripeConfig() from the environment. */
+  config?: StripeConfig;
+}
+
+type PgSettings = Record<string, string | undefined>;
+
+async function asCaller<T>(pool: pg.Pool, pgSettings: PgSettings, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    await client.query("select set_config(s.key, s.value, true) from json_each_text($1::json) s", [
+      JSON.stringify(pgSettings ?? {}),
+    ]);
+    const result = await fn(client);
+    await client.query("commit");
+    return result;
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function callStripe<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`[billing] Stripe ${what} failed: ${message}`);
+    throw new BillingError("PAYMENT_PROVIDER_ERROR", "The payment provider could not be reached; try again.");
+  }
+}
+
+interface CheckoutInput {
+  organizationId: string;
+  creditPackageId?: string | null;
+  planId?: string | null;
+}
+
+interface CheckoutTarget {
+  mode: "payment" | "subscription";
+  stripe_price_id: string;
+  stripe_customer_id: string | null;
+  organization_name: string;
+  customer_email: string | null;
+}
+
+export async function createCheckoutSession(
+  pool: pg.Pool,
+  stripe: Stripe | null,
+  config: StripeConfig,
+  pgSettings: PgSettings,
+  input: CheckoutInput,
+): Promise<{ url: string; sessionId: string }> {
+  const organizationId = input.organizationId;
+  const target = await asCaller(pool, pgSettings, async (client) => {
+    const { rows } = await client.query<CheckoutTarget>("select * from app_hidden.checkout_target($1, $2, $3)", [
+      organizationId,
+      input.creditPackageId ?? null,
+      input.planId ?? null,
+    ]);
+    return rows[0];
+  });
+  if (stripe === null) throw new BillingError("BILLING_NOT_CONFIGURED", "Billing is not configured on this server.");
+
+  let customerId = target.stripe_customer_id;
+  if (customerId === null) {
+    // The idempotency key makes two racing first checkouts get the same customer from Stripe;
+    // set_stripe_customer keeps the first one stored either way.
+    const customer = await callStripe("customers.create", () =>
+      stripe.customers.create(
+        {
+          name: target.organization_name,
+          ...(target.customer_email ? { email: target.customer_email } : {}),
+          metadata: { organization_id: organizationId },
+        },
+        { idempotencyKey: `tenantbase-customer-${organizationId}` },
+      ),
+    );
+    customerId = await asCaller(pool, pgSettings, async (client) => {
+      const { rows } = await client.query("select app_hidden.set_stripe_customer($1, $2) as id", [organizationId, customer.id]);
+      return rows[0].id as string;
+    });
+  }
+
+  const metadata: Record<string, string> =
+    target.mode === "payment"
+      ? { organization_id: organizationId, credit_package_id: input.creditPackageId! }
+      : { organization_id: organizationId, plan_id: input.planId! };
+  const session = await callStripe("checkout.sessions.create", () =>
+    stripe.checkout.sessions.create({
+      mode: target.mode,
+      customer: customerId!,
+      client_reference_id: organizationId,
+      line_items: [{ price: target.stripe_price_id, quantity: 1 }],
+      success_url: config.checkoutSuccessUrl,
+      cancel_url: config.checkoutCancelUrl,
+      metadata,
+      ...(target.mode === "subscription"
+        ? { subscription_data: { metadata: { organization_id: organizationId, plan_id: input.planId! } } }
+        : { payment_intent_data: { metadata } }),
+    }),
+  );
+  if (!session.url) throw new BillingError("PAYMENT_PROVIDER_ERROR", "The payment provider returned no checkout URL.");
+  return { url: session.url, sessionId: session.id };
+}
+
+export async function createBillingPortalSession(
+  pool: pg.Pool,
+  stripe: Stripe | null,
+  config: StripeConfig,
+  pgSettings: PgSettings,
+  input: { organizationId: string },
+): Promise<{ url: string }> {
+  const customerId = await asCaller(pool, pgSettings, async (client) => {
+    const { rows } = await client.query("select app_hidden.billing_portal_customer($1) as id", [input.organizationId]);
+    return rows[0].id as string;
+  });
+  if (stripe === null) throw new BillingError("BILLING_NOT_CONFIGURED", "Billing is not configured on this server.");
+  const session = await callStripe("billingPortal.sessions.create", () =>
+    stripe.billingPortal.sessions.create({ customer: customerId, return_url: config.portalReturnUrl }),
+  );
+  return { url: session.url };
+}
+
+export function makeBillingPlugin(options: BillingPluginOptions): GraphileConfig.Plugin {
+  const config = options.config ?? loadStripeConfig();
+  const stripe = makeStripeClient(config);
+  const { pool } = options;
+  return extendSchema(() => ({
+    typeDefs: /* GraphQL */ `
+      input CreateCheckoutSessionInput {
+        clientMutationId: String
+        organizationId: UUID!
+        "A credit package to buy once (give this or planId)."
+        creditPackageId: UUID
+        "A plan to subscribe to (give this or creditPackageId)."
+        planId: String
+      }
+      type CreateCheckoutSessionPayload {
+        clientMutationId: String
+        "Stripe Checkout page to send the user to."
+        url: String!
+        sessionId: String!
+      }
+      input CreateBillingPortalSessionInput {
+        clientMutationId: String
+        organizationId: UUID!
+      }
+      type CreateBillingPortalSessionPayload {
+        clientMutationId: String
+        "Stripe billing portal page (invoices, payment methods, plan changes, cancellation)."
+        url: String!
+      }
+      extend type Mutation {
+        "Starts a Stripe Checkout for a credit package or a plan (admins and owners)."
+        createCheckoutSession(input: CreateCheckoutSessionInput!): CreateCheckoutSessionPayload
+        "Opens the Stripe billing portal of the organization (admins and owners)."
+        createBillingPortalSession(input: CreateBillingPortalSessionInput!): CreateBillingPortalSessionPayload
+      }
+    `,
+    objects: {
+      Mutation: {
+        plans: {
+          createCheckoutSession(_$root, fieldArgs) {
+            const $input = fieldArgs.getRaw("input");
+            const $pgSettings = context().get("pgSettings");
+            return sideEffect([$input, $pgSettings], async ([input, pgSettings]) => {
+              const result = await createCheckoutSession(pool, stripe, config, pgSettings as PgSettings, input as CheckoutInput);
+              return { ...result, clientMutationId: (input as { clientMutationId?: string }).clientMutationId ?? null };
+            });
+          },
+          createBillingPortalSession(_$root, fieldArgs) {
+            const $input = fieldArgs.getRaw("input");
+            const $pgSettings = context().get("pgSettings");
+            return sideEffect([$input, $pgSettings], async ([input, pgSettings]) => {
+              const result = await createBillingPortalSession(pool, stripe, config, pgSettings as PgSettings, input as { organizationId: string });
+              return { ...result, clientMutationId: (input as { clientMutationId?: string }).clientMutationId ?? null };
+            });
+          },
+        },
+      },
+      CreateCheckoutSessionPayload: {
+        plans: {
+          clientMutationId: ($p: any) => get($p, "clientMutationId"),
+          url: ($p: any) => get($p, "url"),
+          sessionId: ($p: any) => get($p, "sessionId"),
+        },
+      },
+      CreateBillingPortalSessionPayload: {
+        plans: {
+          clientMutationId: ($p: any) => get($p, "clientMutationId"),
+          url: ($p: any) => get($p, "url"),
+        },
+      },
+    },
+  }));
+}

@@ -1,0 +1,105 @@
+// Helpers for the team-lifecycle tests (issue 5): business-error assertions, invitations and
+// API keys made through the real SQL functions.
+
+import type pg from "pg";
+import type { Actor, TestDatabase } from "./db.ts";
+import { createUser, type TestUser } from "./fixtures.ts";
+
+/** The business code (app_hidden.raise_error) a rejected query carried, or a rethrow. */
+export async function errorCode(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    const e = error as { code?: string; detail?: string; message?: string };
+    if (e.code === "TB000" && typeof e.detail === "string") return e.detail;
+    throw error;
+  }
+  throw new Error("expected the query to fail with a business error, but it succeeded");
+}
+
+export async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  expect(await errorCode(promise)).toBe(code);
+}
+
+/** Settles all promises and counts successes and business-error codes. */
+export async function tally(promises: Promise<unknown>[]): Promise<{ ok: number; codes: Record<string, number> }> {
+  const settled = await Promise.allSettled(promises);
+  const codes: Record<string, number> = {};
+  let ok = 0;
+  for (const result of settled) {
+    if (result.status === "fulfilled") ok += 1;
+    else {
+      const e = result.reason as { code?: string; detail?: string; message?: string };
+      const code = e.code === "TB000" ? String(e.detail) : `SQL:${e.code}:${e.message}`;
+      codes[code] = (codes[code] ?? 0) + 1;
+    }
+  }
+  return { ok, codes };
+}
+
+export interface Invitation {
+  id: string;
+  token: string;
+  email: string;
+  role: string;
+  status: string;
+}
+
+export async function invite(
+  db: TestDatabase,
+  as: Actor,
+  organizationId: string,
+  email: string,
+  role: "member" | "admin" | "owner" = "member",
+): Promise<Invitation> {
+  const { rows } = await db.queryAs(
+    as,
+    `select (r.invitation).id, (r.invitation).email::text, (r.invitation).role::text, (r.invitation).status::text,
+            r.invitation_token as token
+     from app_public.invite_member($1, $2, $3) r`,
+    [organizationId, email, role],
+  );
+  return rows[0];
+}
+
+export async function accept(db: TestDatabase, as: Actor, token: string) {
+  const { rows } = await db.queryAs(as, "select * from app_public.accept_invitation($1)", [token]);
+  return rows[0];
+}
+
+/** A user whose email is given (for invitations to a known address). */
+export async function createUserWithEmail(db: TestDatabase, email: string, name = "Invitee"): Promise<TestUser> {
+  const user = await createUser(db, name);
+  await db.owner.query("update app_public.users set email = $2 where id = $1", [user.userId, email]);
+  return { ...user, email };
+}
+
+export async function setPlan(db: TestDatabase, organizationId: string, planId: string): Promise<void> {
+  await db.owner.query("update app_public.organizations set plan_id = $2 where id = $1", [organizationId, planId]);
+}
+
+/** Runs one query as the holder of an API key (what the server does for Bearer tb_live_…). */
+export async function queryAsApiKey<R extends pg.QueryResultRow = any>(
+  db: TestDatabase,
+  apiKeyId: string,
+  sql: string,
+  values: unknown[] = [],
+): Promise<pg.QueryResult<R>> {
+  const client = await db.auth.connect();
+  try {
+    await client.query("begin");
+    await client.query(
+      `select set_config('role', 'app_user', true), set_config('jwt.claims.user_id', '', true),
+              set_config('jwt.claims.api_key_id', $1, true)`,
+      [apiKeyId],
+    );
+    const result = await client.query<R>(sql, values);
+    await client.query("commit");
+    return result;
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -416,7 +416,8 @@ begin
     return;
   end if;
   v_status := coalesce(v_sub ->> 'status', case when event.type = 'customer.subscription.deleted' then 'canceled' end);
-  if v_plan_id is null then
+  if v_plan_id is null and v_price_id is null then
+    -- No price on the item (should not happen): the plan our checkout asked for.
     v_plan_id := (select p.id from app_public.plans p where p.id = v_sub -> 'metadata' ->> 'plan_id');
   end if;
   if v_plan_id is null and v_status in ('active', 'trialing', 'past_due') then

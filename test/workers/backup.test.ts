@@ -1,0 +1,204 @@
+// Backup -> restore -> verify round trip with the real pg_dump/pg_restore (the server's major
+// version), through the worker tasks and the library the npm scripts use; retention; the
+// failure path (a manifest that does not match) showing in /readyz and /metrics.
+
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { twoTenants, createUser } from "../helpers/fixtures.ts";
+import {
+  createBackup,
+  findPgTool,
+  listBackups,
+  pruneBackups,
+  restoreBackup,
+  serverMajorVersion,
+  verifyBackup,
+  type BackupSettings,
+} from "../../db/backup.ts";
+import { withDatabase } from "../../db/urls.ts";
+import { setOperationsContext } from "../../workers/operations.ts";
+import { dbBackup } from "../../workers/tasks/db_backup.ts";
+import { dbVerifyBackup } from "../../workers/tasks/db_verify_backup.ts";
+import { createLogger } from "../../server/logger.ts";
+import { parsePrometheus, startServer } from "../helpers/operations.ts";
+
+let db: TestDatabase;
+let dir: string;
+let settings: BackupSettings;
+const clusterRoot = () => process.env.TB_TEST_ROOT_URL!;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = mkdtempSync(path.join(os.tmpdir(), "tenantbase-backups-"));
+  settings = { ownerUrl: db.ownerUrl, rootUrl: clusterRoot(), backupDir: dir, retentionDays: 30, pgBinDir: null };
+
+  // Data in the foundation tables, the credit ledger, and the job queue.
+  const { a, b } = await twoTenants(db);
+  await createUser(db, "Loner");
+  const grant = await db.owner.query("select to_regprocedure('app_private.grant_credits(uuid,bigint,text,timestamptz,text)') is not null as ok");
+  if (grant.rows[0].ok) {
+    await db.owner.query("select app_private.grant_credits($1, 500, 'manual', null, 'backup-test-a')", [a.org.id]);
+    await db.owner.query("select app_private.grant_credits($1, 1250, 'manual', null, 'backup-test-b')", [b.org.id]);
+  }
+  await db.owner.query("select graphile_worker.add_job('noop_for_backup_test', '{}', run_at := now() + interval '1 day')");
+});
+
+afterAll(async () => {
+  await db?.drop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test("pg_dump and pg_restore of the server's major version are found (or the error names what to install)", async () => {
+  const { major } = await serverMajorVersion(db.ownerUrl);
+  expect(major).toBe(15);
+  const pgDump = await findPgTool("pg_dump", major, null);
+  expect(pgDump).toMatch(/pg_dump$/);
+  await expect(findPgTool("pg_dump", 99, "/nonexistent")).rejects.toThrow(
+    /pg_dump for PostgreSQL 99 not found .*apt-get install postgresql-client-99\) or set PG_BIN_DIR/,
+  );
+});
+
+test("backup -> restore into a new database -> same rows in every table and same credit sums", async () => {
+  const backup = await createBackup(settings);
+  expect(path.basename(backup.file)).toMatch(new RegExp(`^tenantbase-${db.name}-\\d{4}-\\d\\d-\\d\\dT[\\d-]+Z\\.dump$`));
+  expect(backup.bytes).toBeGreaterThan(1000);
+  // complete files only: no temporary left behind, manifest next to the dump
+  expect(readdirSync(dir).filter((f) => f.includes("partial"))).toEqual([]);
+  expect(existsSync(`${backup.file}.json`)).toBe(true);
+
+  const { tables, sums } = backup.manifest;
+  for (const table of ["app_public.users", "app_public.organizations", "app_public.organization_members", "app_public.audit_events", "app_private.sessions", "graphile_worker._private_jobs"]) {
+    expect(tables[table]).toBeGreaterThan(0);
+  }
+  expect(tables["app_public.users"]).toBe(7);
+  if ("app_public.credit_ledger" in tables) {
+    expect(tables["app_public.credit_ledger"]).toBeGreaterThanOrEqual(2);
+    expect(Object.keys(sums).length).toBeGreaterThan(0);
+  }
+
+  // restore into a new database, then compare everything with the source as it is now
+  const into = `${db.name}_r`;
+  await restoreBackup({ file: backup.file, rootUrl: clusterRoot(), into, liveDatabase: db.name, pgBinDir: null });
+  const restored = new pg.Client({ connectionString: withDatabase(clusterRoot(), into) });
+  await restored.connect();
+  try {
+    for (const [table, count] of Object.entries(tables)) {
+      const { rows } = await restored.query(`select count(*)::int as n from ${table.split(".").map((p) => restored.escapeIdentifier(p)).join(".")}`);
+      expect({ table, n: rows[0].n }).toEqual({ table, n: count });
+    }
+    const { rows } = await restored.query("select email from app_public.users order by email");
+    const source = await db.owner.query("select email from app_public.users order by email");
+    expect(rows).toEqual(source.rows);
+  } finally {
+    await restored.end();
+  }
+
+  // never over an existing database; never over the live one without the explicit flag
+  await expect(restoreBackup({ file: backup.file, rootUrl: clusterRoot(), into, liveDatabase: db.name, pgBinDir: null })).rejects.toThrow(
+    /already exists; restore never overwrites/,
+  );
+  await expect(restoreBackup({ file: backup.file, rootUrl: clusterRoot(), into: db.name, liveDatabase: db.name, pgBinDir: null })).rejects.toThrow(
+    /refusing to restore over the live database/,
+  );
+  const admin = new pg.Client({ connectionString: clusterRoot() });
+  await admin.connect();
+  await admin.query(`drop database ${into} with (force)`);
+  await admin.end();
+});
+
+test("the verification job restores the newest backup into a scratch database, compares, drops it, records ok", async () => {
+  const logLines: string[] = [];
+  setOperationsContext({
+    ownerUrl: db.ownerUrl,
+    rootUrl: clusterRoot(),
+    backupDir: dir,
+    backupRetentionDays: 30,
+    slowQueryMs: 500,
+    pgBinDir: null,
+    logger: createLogger({ level: "info", stream: { write: (l: string) => void logLines.push(l) } }),
+  });
+  // data changes after the backup do not matter: the comparison is with the dump's snapshot
+  await dbBackup({}, {} as any);
+  await createUser(db, "After the backup");
+  await dbVerifyBackup({}, {} as any);
+
+  const { rows } = await db.owner.query("select kind, ok, details from app_private.backup_runs order by finished_at");
+  expect(rows.map((r) => [r.kind, r.ok])).toEqual([["backup", true], ["verify", true]]);
+  expect(rows[1].details.mismatches).toEqual([]);
+  expect(rows[1].details.rows).toBeGreaterThan(20);
+  const check = await db.owner.query("select ok from app_private.operations_checks where name = 'backup_verification'");
+  expect(check.rows).toEqual([{ ok: true }]);
+  // the scratch database is gone
+  const leftovers = await db.root.query("select datname from pg_database where datname like $1", [`${db.name.slice(0, 40)}_verify_%`]);
+  expect(leftovers.rows).toEqual([]);
+  expect(logLines.some((l) => l.includes("backup verified"))).toBe(true);
+});
+
+test("a backup that does not match its snapshot fails verification: error log, /readyz details, metrics", async () => {
+  const newest = listBackups(dir).at(-1)!.file;
+  const manifest = JSON.parse(readFileSync(`${newest}.json`, "utf8"));
+  manifest.tables["app_public.users"] += 1;
+  writeFileSync(`${newest}.json`, JSON.stringify(manifest));
+
+  const logLines: string[] = [];
+  setOperationsContext({
+    ownerUrl: db.ownerUrl,
+    rootUrl: clusterRoot(),
+    backupDir: dir,
+    backupRetentionDays: 30,
+    slowQueryMs: 500,
+    pgBinDir: null,
+    logger: createLogger({ level: "info", stream: { write: (l: string) => void logLines.push(l) } }),
+  });
+  await dbVerifyBackup({}, {} as any);
+  const failure = logLines.map((l) => JSON.parse(l)).find((l) => l.msg === "backup verification FAILED");
+  expect(failure).toMatchObject({ level: 50 });
+  expect(failure.mismatches[0]).toMatch(/^app_public\.users: \d+ rows in the backup's snapshot, \d+ restored$/);
+
+  const server = await startServer(db);
+  try {
+    const ready = await (await fetch(`${server.url}/readyz`)).json();
+    expect(ready.checks.backup_verification).toMatchObject({ ok: false, critical: false });
+    expect(ready.checks.backup_verification.details.mismatches.length).toBe(1);
+    expect(ready.checks.backup).toMatchObject({ ok: true });
+    const samples = parsePrometheus(await (await fetch(`${server.url}/metrics`)).text());
+    expect(samples.find((s) => s.name === "tenantbase_check_ok" && s.labels.check === "backup_verification")?.value).toBe(0);
+    expect(samples.find((s) => s.name === "tenantbase_backup_last_success_timestamp_seconds" && s.labels.kind === "backup")?.value).toBeGreaterThan(0);
+  } finally {
+    await server.close();
+  }
+});
+
+test("verification without any backup fails clearly", async () => {
+  const empty = mkdtempSync(path.join(os.tmpdir(), "tenantbase-nobackups-"));
+  try {
+    const result = await verifyBackup({ ...settings, backupDir: empty });
+    expect(result.ok).toBe(false);
+    expect(result.error).toBe(`no backup of ${db.name} in ${empty}`);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test("retention prunes backups (and manifests) older than BACKUP_RETENTION_DAYS by their timestamp", () => {
+  const names = ["2026-01-01T00-00-00-000Z", "2026-11-01T00-00-00-000Z", "2026-11-20T00-00-00-000Z"].map(
+    (t) => path.join(dir, `tenantbase-${db.name}-${t}.dump`),
+  );
+  for (const file of names) {
+    writeFileSync(file, "x");
+    writeFileSync(`${file}.json`, "{}");
+    utimesSync(file, new Date(), new Date());
+  }
+  const deleted = pruneBackups(dir, 30, new Date("2026-11-22T12:00:00Z"));
+  expect(deleted).toEqual([names[0]]);
+  expect(existsSync(names[0])).toBe(false);
+  expect(existsSync(`${names[0]}.json`)).toBe(false);
+  expect(existsSync(names[1]) && existsSync(names[2])).toBe(true);
+  for (const file of names.slice(1)) {
+    rmSync(file);
+    rmSync(`${file}.json`);
+  }
+});

@@ -6,6 +6,8 @@ import path from "node:path";
 import { run, type Runner, type TaskList } from "graphile-worker";
 import { projectRoot } from "../server/paths.ts";
 import { taskList as defaultTaskList } from "./tasks/index.ts";
+import { attachOperations, graphileLogger, setOperationsContext, type OperationsContext } from "./operations.ts";
+import { rootLogger } from "../server/logger.ts";
 
 export interface WorkerOptions {
   ownerUrl: string;
@@ -15,6 +17,10 @@ export interface WorkerOptions {
   /** Tests turn the schedule off; default: workers/crontab. */
   crontab?: string | null;
   pollInterval?: number;
+  /** Settings of the backup and slow-query tasks (workers/operations.ts). */
+  operations?: OperationsContext;
+  /** Crontab lines added to workers/crontab (operationsCrontab(config): backup schedules). */
+  extraCrontab?: string;
 }
 
 export function readCrontab(): string {
@@ -22,12 +28,17 @@ export function readCrontab(): string {
 }
 
 export async function startWorker(options: WorkerOptions): Promise<Runner> {
-  return run({
+  if (options.operations) setOperationsContext(options.operations);
+  const logger = options.operations?.logger ?? rootLogger();
+  const runner = await run({
+    logger: graphileLogger(logger),
     connectionString: options.ownerUrl,
     concurrency: options.concurrency ?? 4,
     noHandleSignals: true,
     pollInterval: options.pollInterval ?? 2000,
     taskList: options.taskList ?? defaultTaskList,
-    crontab: options.crontab === null ? "" : (options.crontab ?? readCrontab()),
+    crontab: options.crontab === null ? "" : (options.crontab ?? readCrontab() + "\n" + (options.extraCrontab ?? "")),
   });
+  attachOperations(runner, { ownerUrl: options.ownerUrl, logger });
+  return runner;
 }

@@ -13,11 +13,26 @@ export interface JwtSettings {
   issuer: string;
 }
 
-export interface Identity {
+export type Identity = UserIdentity | ApiKeyIdentity;
+
+export interface UserIdentity {
   role: "app_user";
   userId: string;
   sessionId: string;
+  apiKeyId?: undefined;
 }
+
+/** A request made with an organization API key (Authorization: Bearer tb_live_…). */
+export interface ApiKeyIdentity {
+  role: "app_user";
+  apiKeyId: string;
+  organizationId: string;
+  userId?: undefined;
+  sessionId?: undefined;
+}
+
+/** Organization API keys are told apart from JWTs by this prefix (see 240-api-keys.sql). */
+export const API_KEY_PREFIX = "tb_live_";
 
 declare global {
   namespace Express {
@@ -74,6 +89,20 @@ export function authMiddleware(settings: JwtSettings, ownerPool: pg.Pool) {
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) return sendInvalidToken(res, "Authorization header must be 'Bearer <token>'.");
+    if (match[1].startsWith(API_KEY_PREFIX)) {
+      // The database compares the hash, refuses revoked/expired keys and counts the call.
+      try {
+        const { rows } = await ownerPool.query(
+          "select api_key_id, organization_id from app_hidden.authenticate_api_key($1)",
+          [match[1]],
+        );
+        if (rows.length !== 1) return sendInvalidToken(res, "API key is not valid, revoked or expired.");
+        req.identity = { role: "app_user", apiKeyId: rows[0].api_key_id, organizationId: rows[0].organization_id };
+        return next();
+      } catch (error) {
+        return next(error);
+      }
+    }
     try {
       const { userId, sessionId } = verifyUserToken(match[1], settings);
       const { rows } = await ownerPool.query("select app_hidden.session_is_live($1, $2) as live", [
@@ -93,6 +122,10 @@ export function authMiddleware(settings: JwtSettings, ownerPool: pg.Pool) {
 /** The transaction-local settings PostGraphile applies for this request. */
 export function pgSettingsFor(identity: Identity | null | undefined): Record<string, string> {
   if (!identity) return { role: "app_anonymous" };
+  if (identity.apiKeyId !== undefined) {
+    // No user: current_user_organization_ids() answers the key's organization, with its role.
+    return { role: identity.role, "jwt.claims.api_key_id": identity.apiKeyId };
+  }
   return {
     role: identity.role,
     "jwt.claims.user_id": identity.userId,

@@ -1,12 +1,13 @@
 -- Billing: subscriptions, invoices and credit packages are written only by the Stripe event job
 -- (as the owner); app roles read them. The event log and customers live in app_private.
 
+-- Anonymous callers may call them too, to be told NOT_AUTHENTICATED.
 grant execute on function
   app_hidden.assert_billing_admin(uuid),
   app_hidden.checkout_target(uuid, uuid, text),
   app_hidden.set_stripe_customer(uuid, text),
   app_hidden.billing_portal_customer(uuid)
-to app_user;
+to app_anonymous, app_user;
 
 -- credit_packages: the price list of credit packs; everyone signed in reads it.
 select app_private.secure_table('app_public.credit_packages');

@@ -804,7 +804,7 @@ begin
   end if;
   insert into app_private.stripe_customers (organization_id, stripe_customer_id)
   values (set_stripe_customer.organization_id, set_stripe_customer.stripe_customer_id)
-  on conflict (organization_id) do nothing;
+  on conflict on constraint stripe_customers_pkey do nothing;
   select c.stripe_customer_id into v_id from app_private.stripe_customers c
   where c.organization_id = set_stripe_customer.organization_id;
   return v_id;

@@ -236,11 +236,13 @@ export function operationsPlugin(options: { limits: GraphQLLimits; metrics: Metr
       middleware: {
         async execute(next, event) {
           const result = await next();
-          const req = expressRequest(event.args.requestContext);
+          const req = (event.args.requestContext as any)?.expressv4?.req as Request | undefined;
           if (!req || isAsyncIterable(result)) return result;
           req.graphqlExecuted = true;
           const errors = (result as { errors?: readonly GraphQLError[] }).errors ?? [];
-          const hasData = (result as { data?: unknown }).data != null;
+          // "partial": some root field answered despite errors; "error": none did.
+          const data = (result as { data?: Record<string, unknown> | null }).data;
+          const hasData = data != null && Object.values(data).some((value) => value != null);
           const outcome = errors.length === 0 ? "success" : hasData ? "partial" : "error";
           metrics.graphqlOperations.inc({ operation: metrics.operationLabel(req.graphqlOperationName), outcome });
           for (const error of errors) metrics.graphqlErrors.inc({ code: errorCode(error) });
@@ -250,7 +252,7 @@ export function operationsPlugin(options: { limits: GraphQLLimits; metrics: Metr
         // transaction can carry it: current_setting('tenantbase.request_id', true).
         async prepareArgs(next, event) {
           const args = await next();
-          const req = expressRequest(args.requestContext);
+          const req = (args.requestContext as any)?.expressv4?.req as Request | undefined;
           const context = args.contextValue as { pgSettings?: Record<string, string> };
           if (req?.requestId && context.pgSettings) {
             context.pgSettings = { ...context.pgSettings, "tenantbase.request_id": req.requestId };

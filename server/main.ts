@@ -1,5 +1,7 @@
 // `npm start`: validate configuration, get a database (embedded if none is configured), apply
-// migrations and policies, serve the API. SIGINT/SIGTERM stop everything cleanly.
+// migrations and policies, serve the API. SIGINT/SIGTERM stop everything cleanly: no new
+// connections, in-flight requests and jobs finish, pools close, the embedded PostgreSQL stops;
+// past SHUTDOWN_TIMEOUT_MS the process exits anyway (code 1). Logs are JSON lines (pino).
 
 import "./graphile-env.ts";
 import { writeSync } from "node:fs";
@@ -8,9 +10,14 @@ import { prepareDatabase } from "../db/database.ts";
 import { loadLocalSecrets } from "../db/secrets.ts";
 import { createApp } from "./app.ts";
 import { startWorker } from "../workers/runner.ts";
+import { operationsContextFrom, operationsCrontab } from "../workers/operations.ts";
+import { createLogger, setRootLogger, type Logger } from "./logger.ts";
+import { ensureMonitoring, slowQueryMonitoringStatus } from "../db/monitoring.ts";
+
+let logger: Logger = createLogger({ level: "info" });
 
 function log(line: string) {
-  console.log(`[tenantbase] ${line}`);
+  logger.info(line);
 }
 
 function jwtSecretFor(config: Config): string {
@@ -30,14 +37,42 @@ async function main() {
     throw error;
   }
 
+  logger = createLogger({ level: config.logLevel, file: config.logFile });
+  setRootLogger(logger);
+
   const database = await prepareDatabase(config, log);
+  if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, logger);
+  const monitoring = await slowQueryMonitoringStatus(database.ownerUrl);
+  if (!monitoring.available) {
+    logger.warn(
+      { reason: monitoring.reason },
+      "slow-query monitoring is OFF: pg_stat_statements is not available (add shared_preload_libraries = 'pg_stat_statements' to postgresql.conf, restart PostgreSQL, then as a superuser: create extension pg_stat_statements; grant pg_read_all_stats to app_owner)",
+    );
+  }
   const app = await createApp({
     ownerUrl: database.ownerUrl,
     authUrl: database.authUrl,
     jwt: { secret: jwtSecretFor(config), audience: config.jwtAudience, issuer: config.jwtIssuer },
+    graphiql: config.graphiql,
+    logger,
+    limits: {
+      maxDepth: config.graphqlMaxDepth,
+      maxNodes: config.graphqlMaxNodes,
+      maxBodyBytes: config.graphqlMaxBodyBytes,
+      introspection: config.introspection,
+    },
+    corsOrigins: config.corsOrigins,
+    workerHeartbeatMaxAgeSeconds: config.workerHeartbeatMaxAgeSeconds,
   });
   // Jobs run in this process unless WORKER=off (then run `npm run worker` separately).
-  const worker = process.env.WORKER === "off" ? null : await startWorker({ ownerUrl: database.ownerUrl });
+  const worker =
+    process.env.WORKER === "off"
+      ? null
+      : await startWorker({
+          ownerUrl: database.ownerUrl,
+          operations: operationsContextFrom(config, database.ownerUrl, database.rootUrl),
+          extraCrontab: operationsCrontab(config),
+        });
   await new Promise<void>((resolve, reject) => {
     app.httpServer.once("error", reject);
     app.httpServer.listen(config.port, config.host, () => resolve());
@@ -46,20 +81,29 @@ async function main() {
   const base = `http://localhost:${config.port}`;
   log(`ready in ${Date.now() - started} ms (database: ${database.mode})`);
   log(`GraphQL:  ${base}/graphql`);
-  log(`GraphiQL: ${base}/graphiql`);
+  if (config.graphiql) log(`GraphiQL: ${base}/graphiql`);
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log(`${signal}: shutting down`);
+    logger.info({ signal, deadlineMs: config.shutdownTimeoutMs }, `${signal}: shutting down (no new connections; finishing in-flight requests and jobs)`);
+    const deadline = setTimeout(() => {
+      logger.error({ deadlineMs: config.shutdownTimeoutMs }, "shutdown deadline passed: closing remaining connections and exiting");
+      app.httpServer.closeAllConnections?.();
+      void database.stop().finally(() => process.exit(1));
+      setTimeout(() => process.exit(1), 2000).unref();
+    }, config.shutdownTimeoutMs);
     try {
-      await app.close();
-      await worker?.stop();
+      // The HTTP server stops accepting at once and waits for in-flight requests; the worker
+      // takes no new jobs and waits for running ones. Then the pools, then the database.
+      await Promise.all([app.close(), worker?.stop()]);
       await database.stop();
+      clearTimeout(deadline);
+      logger.info("stopped cleanly");
       process.exit(0);
     } catch (error) {
-      console.error(error);
+      logger.error({ err: error }, "shutdown failed");
       process.exit(1);
     }
   };

@@ -5,11 +5,21 @@ import "../server/graphile-env.ts";
 import { loadConfig, ConfigError } from "../server/config.ts";
 import { prepareDatabase } from "../db/database.ts";
 import { startWorker } from "./runner.ts";
+import { operationsContextFrom, operationsCrontab } from "./operations.ts";
+import { createLogger, setRootLogger } from "../server/logger.ts";
 
 async function main() {
   const config = loadConfig();
+  setRootLogger(createLogger({ level: config.logLevel, file: config.logFile, name: "tenantbase-worker" }));
   const database = await prepareDatabase(config, (line) => console.log(`[worker] ${line}`));
-  const runner = await startWorker({ ownerUrl: database.ownerUrl, concurrency: Number(process.env.WORKER_CONCURRENCY ?? 4) });
+  // Directly to PostgreSQL, never through PgBouncer: graphile-worker LISTENs for new jobs and
+  // holds advisory locks, which need a session of their own (see README, production guide).
+  const runner = await startWorker({
+    ownerUrl: database.ownerUrl,
+    concurrency: Number(process.env.WORKER_CONCURRENCY ?? 4),
+    operations: operationsContextFrom(config, database.ownerUrl, database.rootUrl),
+    extraCrontab: operationsCrontab(config),
+  });
   console.log("[worker] running");
   const stop = async () => {
     await runner.stop();

@@ -112,11 +112,21 @@ export function attachOperations(runner: Runner, options: { ownerUrl: string; lo
   void beat();
   const timer = setInterval(beat, options.heartbeatMs ?? 10_000);
   timer.unref();
-  void runner.promise
-    .catch(() => {})
-    .finally(async () => {
+  let cleaned: Promise<void> | null = null;
+  const cleanup = () =>
+    (cleaned ??= (async () => {
       clearInterval(timer);
       await pool.query("delete from app_private.worker_heartbeats where worker_id = $1", [workerId]).catch(() => {});
       await pool.end().catch(() => {});
-    });
+    })());
+  // runner.stop() resolves only after the heartbeat row is gone and the pool is closed.
+  const stop = runner.stop.bind(runner);
+  runner.stop = async () => {
+    try {
+      await stop();
+    } finally {
+      await cleanup();
+    }
+  };
+  void runner.promise.catch(() => {}).finally(cleanup);
 }

@@ -4,7 +4,15 @@
 
 import type { TaskList } from "graphile-worker";
 import { stripeEvent, STRIPE_EVENT_TASK } from "./stripe_event.ts";
+import { sendInvitationEmail, SEND_INVITATION_EMAIL_TASK } from "./send_invitation_email.ts";
+import { expireInvitations, EXPIRE_INVITATIONS_TASK } from "./expire_invitations.ts";
+import { hardDeleteOrganizations, HARD_DELETE_ORGANIZATIONS_TASK } from "./hard_delete_organizations.ts";
+import { pruneAuditEvents, PRUNE_AUDIT_EVENTS_TASK } from "./prune_audit_events.ts";
 
 export const taskList: TaskList = {
   [STRIPE_EVENT_TASK]: stripeEvent,
+  [SEND_INVITATION_EMAIL_TASK]: sendInvitationEmail,
+  [EXPIRE_INVITATIONS_TASK]: expireInvitations,
+  [HARD_DELETE_ORGANIZATIONS_TASK]: hardDeleteOrganizations,
+  [PRUNE_AUDIT_EVENTS_TASK]: pruneAuditEvents,
 };

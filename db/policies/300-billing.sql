@@ -9,10 +9,10 @@ grant execute on function
   app_hidden.billing_portal_customer(uuid)
 to app_anonymous, app_user;
 
--- credit_packages: the price list of credit packs; everyone signed in reads it.
+-- credit_packages: the price list of credit packs; everyone signed in reads the ones on sale.
 select app_private.secure_table('app_public.credit_packages');
 grant select on app_public.credit_packages to app_user;
-create policy select_all on app_public.credit_packages for select to app_user using (true);
+create policy select_active on app_public.credit_packages for select to app_user using (active);
 
 -- subscriptions: members read their organization's; nobody writes through the API.
 select app_private.secure_table('app_public.subscriptions');

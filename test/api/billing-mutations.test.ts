@@ -193,3 +193,20 @@ test("subscriptions, invoices and credit packages are readable through GraphQL; 
   expect(asOther.data.billingSubscriptions.nodes.filter((n: any) => n.organizationId === a.org.id)).toEqual([]);
   expect(asOther.data.invoices.nodes).toEqual([]);
 });
+
+test("the README's billing query runs as written", async () => {
+  const { a } = tenants;
+  const README_QUERY = `query Billing($org: UUID!) {
+  organization(id: $org) {
+    billingSubscription { status planId planInterval currentPeriodEnd cancelAtPeriodEnd trialEndsAt }
+  }
+  invoices(condition: { organizationId: $org }, orderBy: CREATED_AT_DESC) {
+    nodes { kind status currency amountDue amountPaid periodStart periodEnd hostedInvoiceUrl paidAt creditsGranted }
+  }
+  creditPackages { nodes { id name credits } }
+}`;
+  const result = await server.graphql(README_QUERY, { org: a.org.id }, a.owner);
+  expect(result.errors).toBeUndefined();
+  expect(result.data.organization).toEqual({ billingSubscription: null });
+  expect(result.data.creditPackages.nodes.map((n: any) => n.id)).toContain(packageId);
+});

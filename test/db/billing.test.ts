@@ -365,10 +365,16 @@ describe("who may read billing data", () => {
     }
   });
 
-  test("credit packages are readable by signed-in users, not anonymous ones", async () => {
+  test("credit packages on sale are readable by signed-in users, not anonymous ones", async () => {
     const user = await createUser(db);
     const { rows } = await db.queryAs(user, "select name, credits from app_public.credit_packages where id = $1", [packageId]);
     expect(rows).toEqual([{ name: "1,000 credits", credits: "1000" }]);
+    await db.owner.query("update app_public.credit_packages set active = false where id = $1", [packageId]);
+    try {
+      expect((await db.queryAs(user, "select id from app_public.credit_packages where id = $1", [packageId])).rows).toEqual([]);
+    } finally {
+      await db.owner.query("update app_public.credit_packages set active = true where id = $1", [packageId]);
+    }
     await expect(db.queryAs(null, "select * from app_public.credit_packages")).rejects.toThrow(/permission denied/);
   });
 

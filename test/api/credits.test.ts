@@ -29,7 +29,7 @@ const RELEASE = `mutation ($id: UUID!) { releaseCredits(input: { reservationId: 
 const ACCOUNT = `query ($id: UUID!) {
   organization(id: $id) {
     creditAccount { available reserved }
-    creditLedgerEntries(first: 2, orderBy: [CREATED_AT_DESC, ID_DESC]) {
+    creditLedgerEntries(first: 2, orderBy: SEQ_DESC) {
       totalCount
       pageInfo { hasNextPage endCursor }
       nodes { kind amount availableDelta reservedDelta balanceAfter source }
@@ -65,7 +65,7 @@ test("reserve, capture part, read the account and page through the ledger", asyn
   ]);
   expect(ledger.pageInfo.hasNextPage).toBe(true);
   const next = await server.graphql(
-    `query ($id: UUID!, $after: Cursor) { organization(id: $id) { creditLedgerEntries(first: 5, after: $after, orderBy: [CREATED_AT_DESC, ID_DESC]) { nodes { kind } pageInfo { hasNextPage } } } }`,
+    `query ($id: UUID!, $after: Cursor) { organization(id: $id) { creditLedgerEntries(first: 5, after: $after, orderBy: SEQ_DESC) { nodes { kind } pageInfo { hasNextPage } } } }`,
     { id: org.id, after: ledger.pageInfo.endCursor }, member);
   expect(next.data.organization.creditLedgerEntries.nodes.map((n: any) => n.kind)).toEqual(["reserve", "grant"]);
   expect(next.data.organization.creditLedgerEntries.pageInfo.hasNextPage).toBe(false);

@@ -106,7 +106,7 @@ test("reserve, partial capture and release move available and reserved, with one
   expect(await account(org.id)).toEqual({ available: 38, reserved: 0 });
   const { rows } = await db.owner.query(
     `select kind, available_delta::int, reserved_delta::int, amount::int, available_after::int, reserved_after::int
-     from app_public.credit_ledger where organization_id = $1 and reservation_id is not null order by created_at, id`, [org.id]);
+     from app_public.credit_ledger where organization_id = $1 and reservation_id is not null order by seq`, [org.id]);
   expect(rows).toEqual([
     { kind: "reserve", available_delta: -30, reserved_delta: 30, amount: 0, available_after: 20, reserved_after: 30 },
     { kind: "capture", available_delta: 0, reserved_delta: -12, amount: -12, available_after: 20, reserved_after: 18 },
@@ -169,7 +169,7 @@ test("spending takes the soonest-expiring grant first; expiry removes what is le
   expect((await db.owner.query("select app_private.expire_grants($1) as n", [org.id])).rows[0].n).toBe(1);
   expect((await db.owner.query("select app_private.expire_grants($1) as n", [org.id])).rows[0].n).toBe(0);
   expect(await account(org.id)).toEqual({ available: 20, reserved: 0 });
-  const { rows } = await db.owner.query("select kind, amount::int, source from app_public.credit_ledger where grant_id = $1 order by created_at", [soon]);
+  const { rows } = await db.owner.query("select kind, amount::int, source from app_public.credit_ledger where grant_id = $1 order by seq", [soon]);
   expect(rows).toEqual([{ kind: "grant", amount: 10, source: "manual" }, { kind: "expire", amount: -3, source: "grant_expired" }]);
 
   // credits reserved from a grant that expires meanwhile expire when they come back

@@ -96,6 +96,7 @@ create trigger _100_audit_columns before insert or update on app_public.credit_r
 create table app_public.credit_ledger (
   organization_id uuid not null references app_public.organizations on delete cascade,
   id uuid not null default app_hidden.uuid_generate_v7(),
+  seq bigint not null generated always as identity,
   kind app_public.credit_entry_kind not null,
   available_delta bigint not null,
   reserved_delta bigint not null,
@@ -126,7 +127,8 @@ comment on column app_public.credit_ledger.available_delta is 'Change of the ava
 comment on column app_public.credit_ledger.reserved_delta is 'Change of the reserved credits.';
 comment on column app_public.credit_ledger.balance_after is 'available + reserved after this entry.';
 comment on column app_public.credit_ledger.source is 'Where granted credits came from (purchase, monthly_allowance, manual, …) or why they moved.';
-create index credit_ledger_organization_created_idx on app_public.credit_ledger (organization_id, created_at desc, id desc);
+comment on column app_public.credit_ledger.seq is 'Order of the entries (several entries of one transaction share created_at).';
+create index credit_ledger_organization_seq_idx on app_public.credit_ledger (organization_id, seq);
 create index credit_ledger_reservation_idx on app_public.credit_ledger (organization_id, reservation_id) where reservation_id is not null;
 create index credit_ledger_generation_idx on app_public.credit_ledger (organization_id, generation_id) where generation_id is not null;
 create trigger _100_audit_columns before insert on app_public.credit_ledger

@@ -1,0 +1,53 @@
+// Filters on generation lists that the built-in `condition` (equality on indexed columns) cannot
+// express: a created_at range, metadata containment (GIN index), and fuzzy prompt
+// search (pg_trgm index). Specific conditions rather than a generic filter plugin, so every
+// filter a client can send is one an index serves. RLS still decides which rows exist.
+
+import { addPgTableCondition } from "postgraphile/utils";
+import type { GraphQLInputType } from "postgraphile/graphql";
+
+const generations = { schemaName: "app_public", tableName: "generations" };
+
+const createdFrom = addPgTableCondition(generations, "createdFrom", (build) => ({
+  description: "Only generations created at or after this moment.",
+  type: build.getTypeByName("Datetime") as GraphQLInputType,
+  apply(condition, value) {
+    if (value == null) return;
+    const { sqlValueWithCodec, TYPES } = build.dataplanPg;
+    condition.where(build.sql`${condition.alias}.created_at >= ${sqlValueWithCodec(value, TYPES.timestamptz)}`);
+  },
+}));
+
+const createdBefore = addPgTableCondition(generations, "createdBefore", (build) => ({
+  description: "Only generations created before this moment.",
+  type: build.getTypeByName("Datetime") as GraphQLInputType,
+  apply(condition, value) {
+    if (value == null) return;
+    const { sqlValueWithCodec, TYPES } = build.dataplanPg;
+    condition.where(build.sql`${condition.alias}.created_at < ${sqlValueWithCodec(value, TYPES.timestamptz)}`);
+  },
+}));
+
+const metadataContains = addPgTableCondition(generations, "metadataContains", (build) => ({
+  description: 'Only generations whose metadata contains this JSON object, e.g. {"size": "1024x1024"}.',
+  type: build.getTypeByName("JSON") as GraphQLInputType,
+  apply(condition, value) {
+    if (value == null) return;
+    const { sqlValueWithCodec, TYPES } = build.dataplanPg;
+    condition.where(build.sql`${condition.alias}.metadata @> ${sqlValueWithCodec(value, TYPES.jsonb)}`);
+  },
+}));
+
+const promptSearch = addPgTableCondition(generations, "promptSearch", (build) => ({
+  description: "Fuzzy search of the prompt (metadata.prompt): words similar to these, typos allowed.",
+  type: build.graphql.GraphQLString,
+  apply(condition, value) {
+    if (value == null) return;
+    const { sqlValueWithCodec, TYPES } = build.dataplanPg;
+    condition.where(
+      build.sql`(${condition.alias}.metadata ->> 'prompt') operator(public.%>) ${sqlValueWithCodec(value, TYPES.text)}`,
+    );
+  },
+}));
+
+export const GenerationConditionsPlugins = [createdFrom, createdBefore, metadataContains, promptSearch];

@@ -34,7 +34,7 @@ test("every organization gets its settings row with defaults, in the transaction
   const owner = await createUser(db);
   const org = await createOrganization(db, owner, "Defaults");
   expect(await stored(org.id)).toEqual({
-    branding: { logoUrl: null, primaryColor: null, customDomain: null },
+    branding: { logoUrl: null, primaryColor: "#4f46e5", customDomain: null },
     features: { ssoEnabled: false, apiAccessEnabled: true, auditLogRetentionDays: 30 },
   });
   const { rows } = await db.queryAs(
@@ -44,7 +44,7 @@ test("every organization gets its settings row with defaults, in the transaction
     [org.id],
   );
   expect(rows[0]).toEqual({
-    logo_url: null, primary_color: null, custom_domain: null,
+    logo_url: null, primary_color: "#4f46e5", custom_domain: null,
     sso_enabled: false, api_access_enabled: true, audit_log_retention_days: 30,
   });
 });
@@ -75,6 +75,7 @@ test("wrong types, unknown keys, bad values: INVALID_SETTINGS with the path, not
     [{ branding: { primaryColor: "#1234567" } }, "branding.primaryColor"],
     [{ branding: { primaryColor: "#gg0000" } }, "branding.primaryColor"],
     [{ branding: { primaryColor: 123456 } }, "branding.primaryColor"],
+    [{ branding: { primaryColor: null } }, "branding.primaryColor"],
     [{ branding: { logoUrl: "http://insecure.example.com/x.png" } }, "branding.logoUrl"],
     [{ branding: { logoUrl: "javascript:alert(1)" } }, "branding.logoUrl"],
     [{ branding: { logoUrl: ["https://a.example.com"] } }, "branding.logoUrl"],
@@ -141,7 +142,7 @@ test("members read, admins and owners change; every change is audited with who d
   );
   expect(audit).toHaveLength(1);
   expect(audit[0].created_by).toBe(a.admin.userId);
-  expect(audit[0].details.from.branding.primaryColor).toBeNull();
+  expect(audit[0].details.from.branding.primaryColor).toBe("#4f46e5");
   expect(audit[0].details.to.branding.primaryColor).toBe("#00ff00");
 });
 

@@ -1,7 +1,7 @@
 -- Settings: typed JSONB validated in the database.
 --
 -- organization_settings: one row per organization (created with it), two JSONB documents:
---   branding: { logoUrl: https URL | null, primaryColor: "#rrggbb" | null, customDomain: hostname | null }
+--   branding: { logoUrl: https URL | null, primaryColor: "#rrggbb", customDomain: hostname | null }
 --   features: { ssoEnabled: boolean, apiAccessEnabled: boolean, auditLogRetentionDays: 1..3650 }
 -- user_settings: one row per user: locale, timezone (IANA, from pg_timezone_names), emailNotifications.
 --
@@ -63,7 +63,7 @@ $$;
 
 create table app_public.organization_settings (
   organization_id uuid primary key references app_public.organizations on delete cascade,
-  branding jsonb not null default '{"logoUrl": null, "primaryColor": null, "customDomain": null}',
+  branding jsonb not null default '{"logoUrl": null, "primaryColor": "#4f46e5", "customDomain": null}',
   features jsonb not null default '{"ssoEnabled": false, "apiAccessEnabled": true, "auditLogRetentionDays": 30}',
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
@@ -85,10 +85,10 @@ declare
   v_value jsonb;
 begin
   -- Keys left out keep their defaults.
-  new.branding := '{"logoUrl": null, "primaryColor": null, "customDomain": null}'::jsonb || coalesce(new.branding, '{}');
+  new.branding := '{"logoUrl": null, "primaryColor": "#4f46e5", "customDomain": null}'::jsonb || coalesce(new.branding, '{}');
   new.features := '{"ssoEnabled": false, "apiAccessEnabled": true, "auditLogRetentionDays": 30}'::jsonb || coalesce(new.features, '{}');
   perform app_private.check_settings_shape(new.branding, 'branding',
-    '{"logoUrl": "string?", "primaryColor": "string?", "customDomain": "string?"}');
+    '{"logoUrl": "string?", "primaryColor": "string", "customDomain": "string?"}');
   perform app_private.check_settings_shape(new.features, 'features',
     '{"ssoEnabled": "boolean", "apiAccessEnabled": "boolean", "auditLogRetentionDays": "integer"}');
 
@@ -150,7 +150,8 @@ create trigger _210_settings_row after insert on app_public.organizations
 insert into app_public.organization_settings (organization_id)
 select id from app_public.organizations on conflict do nothing;
 
--- The typed view of the documents.
+-- The typed view of the documents. (primaryColor is never null: PostGraphile reads a composite
+-- whose fields are all null as a null object, and branding should always be an object.)
 create type app_public.organization_branding as (
   logo_url text,
   primary_color text,
@@ -158,7 +159,7 @@ create type app_public.organization_branding as (
 );
 comment on type app_public.organization_branding is 'How the organization looks.';
 comment on column app_public.organization_branding.logo_url is 'An https:// URL, or null.';
-comment on column app_public.organization_branding.primary_color is 'A colour as #rrggbb, or null.';
+comment on column app_public.organization_branding.primary_color is 'A colour as #rrggbb (default #4f46e5).';
 comment on column app_public.organization_branding.custom_domain is 'A host name such as app.example.com, or null.';
 
 create type app_public.organization_features as (

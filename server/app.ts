@@ -55,9 +55,11 @@ export interface App {
 export async function createApp(options: AppOptions): Promise<App> {
   const authPool = new pg.Pool({ connectionString: options.authUrl, max: options.authPoolSize ?? 10 });
   const ownerPool = new pg.Pool({ connectionString: options.ownerUrl, max: 4 });
-  // An idle connection dropped by the server must not crash the process.
+  // A connection dropped by the server (restart, failover, PgBouncer) must not crash the
+  // process: idle ones are reported on the pool, checked-out ones on the client itself.
   authPool.on("error", () => {});
   ownerPool.on("error", () => {});
+  for (const pool of [authPool, ownerPool]) pool.on("connect", (client) => client.on("error", () => {}));
 
   const logger = options.logger ?? rootLogger();
   const limits: GraphQLLimits = { ...DEFAULT_LIMITS, ...options.limits };

@@ -71,6 +71,7 @@ export function attachOperations(runner: Runner, options: { ownerUrl: string; lo
   const logger = options.logger ?? rootLogger();
   const pool = new pg.Pool({ connectionString: options.ownerUrl, max: 2 });
   pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
   const workerId = `${os.hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
   const startedAt = new Date();
 

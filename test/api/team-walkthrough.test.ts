@@ -48,11 +48,11 @@ test("every walkthrough block runs without errors, in order", async () => {
     expect({ query, errors: response.errors }).toEqual({ query, errors: undefined });
     const d = response.data;
     if (d.createOrganization) placeholders["organization id"] = d.createOrganization.organization.id;
-    if (d.inviteMember) placeholders["invitation token"] = d.inviteMember.result.invitationToken;
+    if (d.inviteMember) placeholders["invitation token"] = d.inviteMember.invitationToken;
     if (d.acceptInvitation) placeholders["bob's user id"] = d.acceptInvitation.membership.userId;
     if (d.createApiKey) {
-      placeholders["api key id"] = d.createApiKey.result.apiKey.id;
-      placeholders["api key secret"] = d.createApiKey.result.secret;
+      placeholders["api key id"] = d.createApiKey.apiKey.id;
+      placeholders["api key secret"] = d.createApiKey.secret;
     }
     outcomes.push(d);
   }
@@ -61,7 +61,7 @@ test("every walkthrough block runs without errors, in order", async () => {
   // what the walkthrough claims
   const [, invited, accepted, promoted, slug, bySlug, settings, userSettings, , viaKey, , transferred, , , deleted, restored, audit] =
     outcomes as any[];
-  expect(invited.inviteMember.result.invitation).toMatchObject({ email: "bob@example.com", role: "member", status: "pending" });
+  expect(invited.inviteMember.invitation).toMatchObject({ email: "bob@example.com", role: "member", status: "pending" });
   expect(accepted.acceptInvitation.membership.role).toBe("member");
   expect(promoted.changeMemberRole.membership.role).toBe("admin");
   expect(slug.changeOrganizationSlug.organization.slug).toBe("acme");

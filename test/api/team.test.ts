@@ -23,7 +23,8 @@ afterAll(async () => {
 
 const INVITE = `mutation($o: UUID!, $e: String!, $r: OrganizationRole) {
   inviteMember(input: {organizationId: $o, email: $e, role: $r}) {
-    result { invitation { id email role status expiresAt invitedBy } invitationToken }
+    invitation { id email role status expiresAt invitedBy }
+    invitationToken
   }
 }`;
 const ACCEPT = `mutation($t: String!) { acceptInvitation(input: {token: $t}) { membership { organizationId userId role } } }`;
@@ -33,7 +34,7 @@ test("invite → accept → invalid on reuse, with codes in extensions", async (
   const invitee = await createUserWithEmail(db, "zoe@example.com");
   const invited = await server.graphql(INVITE, { o: cast.a.org.id, e: "Zoe@Example.com", r: "ADMIN".toLowerCase() }, cast.a.admin);
   expect(invited.errors).toBeUndefined();
-  const { invitation, invitationToken } = invited.data.inviteMember.result;
+  const { invitation, invitationToken } = invited.data.inviteMember;
   expect(invitation).toMatchObject({ email: "zoe@example.com", role: "admin", status: "pending", invitedBy: cast.a.admin.userId });
 
   // admins list invitations; the token is not there

@@ -253,7 +253,7 @@ begin
 end;
 $$;
 comment on function app_public.invite_member(uuid, text, app_public.organization_role) is
-  E'@resultFieldName result\nInvites an email address (admins and owners; only owners invite owners). The invitation holds a seat until it is accepted, revoked or expires (SEAT_LIMIT_REACHED). An email with the token is queued.';
+  E'@flattenPayload\nInvites an email address (admins and owners; only owners invite owners). The invitation holds a seat until it is accepted, revoked or expires (SEAT_LIMIT_REACHED). An email with the token is queued.';
 
 create function app_public.accept_invitation(token text) returns app_public.organization_members
   language plpgsql volatile security definer
@@ -409,7 +409,7 @@ begin
 end;
 $$;
 comment on function app_public.resend_invitation(uuid) is
-  E'@resultFieldName result\nIssues a new token and a new expiry (7 days) and emails it again; the old token stops working.';
+  E'@flattenPayload\nIssues a new token and a new expiry (7 days) and emails it again; the old token stops working.';
 
 -- Invitations addressed to the signed-in user (to show "you have been invited" after sign-up).
 -- The token is still needed to accept: this shows that they exist, not how to take them.

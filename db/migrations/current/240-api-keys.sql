@@ -138,7 +138,7 @@ begin
 end;
 $$;
 comment on function app_public.create_api_key(uuid, text, app_public.organization_role, timestamptz) is
-  E'@resultFieldName result\nCreates an API key for the organization (admins and owners). The secret is in the payload, once.';
+  E'@flattenPayload\nCreates an API key for the organization (admins and owners). The secret is in the payload, once.';
 
 create function app_public.revoke_api_key(id uuid) returns app_public.api_keys
   language plpgsql volatile security definer

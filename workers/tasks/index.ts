@@ -8,6 +8,10 @@ import { sendInvitationEmail, SEND_INVITATION_EMAIL_TASK } from "./send_invitati
 import { expireInvitations, EXPIRE_INVITATIONS_TASK } from "./expire_invitations.ts";
 import { hardDeleteOrganizations, HARD_DELETE_ORGANIZATIONS_TASK } from "./hard_delete_organizations.ts";
 import { pruneAuditEvents, PRUNE_AUDIT_EVENTS_TASK } from "./prune_audit_events.ts";
+import { expireCreditReservation, EXPIRE_CREDIT_RESERVATION_TASK } from "./expire_credit_reservation.ts";
+import { expireCreditGrants, EXPIRE_CREDIT_GRANTS_TASK } from "./expire_credit_grants.ts";
+import { rolloverUsagePeriods, ROLLOVER_USAGE_PERIODS_TASK } from "./rollover_usage_periods.ts";
+import { verifyCreditLedger, VERIFY_CREDIT_LEDGER_TASK } from "./verify_credit_ledger.ts";
 
 export const taskList: TaskList = {
   [STRIPE_EVENT_TASK]: stripeEvent,
@@ -15,4 +19,8 @@ export const taskList: TaskList = {
   [EXPIRE_INVITATIONS_TASK]: expireInvitations,
   [HARD_DELETE_ORGANIZATIONS_TASK]: hardDeleteOrganizations,
   [PRUNE_AUDIT_EVENTS_TASK]: pruneAuditEvents,
+  [EXPIRE_CREDIT_RESERVATION_TASK]: expireCreditReservation,
+  [EXPIRE_CREDIT_GRANTS_TASK]: expireCreditGrants,
+  [ROLLOVER_USAGE_PERIODS_TASK]: rolloverUsagePeriods,
+  [VERIFY_CREDIT_LEDGER_TASK]: verifyCreditLedger,
 };

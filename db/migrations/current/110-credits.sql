@@ -485,7 +485,7 @@ begin
 
   -- Release it at expires_at if nobody settles it first (the job is a no-op otherwise).
   perform graphile_worker.add_job(
-    'credits__expire_reservation',
+    'expire_credit_reservation',
     json_build_object('organizationId', v_reservation.organization_id, 'reservationId', v_reservation.id),
     run_at => v_reservation.expires_at,
     job_key => 'credits:expire-reservation:' || v_reservation.id,

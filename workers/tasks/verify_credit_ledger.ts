@@ -1,0 +1,32 @@
+// Nightly: recomputes every organization's credit balance from the ledger (and from its grants
+// and open reservations) and its usage counters from scratch, and logs an error naming each
+// organization that differs. Read-only, so safe to run any number of times. It does not repair:
+// a difference means a bug, and a person should look at it.
+
+import type { Task } from "graphile-worker";
+
+export const VERIFY_CREDIT_LEDGER_TASK = "verify_credit_ledger";
+
+export const verifyCreditLedger: Task = async (_payload, helpers) => {
+  const credits = await helpers.withPgClient((client) => client.query("select * from app_private.credit_ledger_discrepancies()"));
+  for (const row of credits.rows) {
+    helpers.logger.error(
+      `${VERIFY_CREDIT_LEDGER_TASK}: organization ${row.organization_id} credit account differs from its ledger: ` +
+        `available ${row.available} (ledger ${row.ledger_available}, grants ${row.grants_remaining}), ` +
+        `reserved ${row.reserved} (ledger ${row.ledger_reserved}, open reservations ${row.open_reserved}, allocated ${row.allocated})`,
+    );
+  }
+  const counters = await helpers.withPgClient((client) =>
+    client.query(`select r.organization_id, c.seat_count, r.seat_count as want_seats, c.project_count, r.project_count as want_projects
+                  from app_private.recomputed_usage_counters() r
+                  join app_public.usage_counters c using (organization_id)
+                  where c.seat_count <> r.seat_count or c.project_count <> r.project_count`),
+  );
+  for (const row of counters.rows) {
+    helpers.logger.error(
+      `${VERIFY_CREDIT_LEDGER_TASK}: organization ${row.organization_id} usage counters differ: ` +
+        `seats ${row.seat_count} (recomputed ${row.want_seats}), projects ${row.project_count} (recomputed ${row.want_projects})`,
+    );
+  }
+  if (credits.rows.length === 0 && counters.rows.length === 0) helpers.logger.info(`${VERIFY_CREDIT_LEDGER_TASK}: all balances and counters agree`);
+};

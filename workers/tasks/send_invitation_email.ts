@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import nodemailer from "nodemailer";
+import nodemailer, { type Transporter } from "nodemailer";
 import type { Task } from "graphile-worker";
 
 export const SEND_INVITATION_EMAIL_TASK = "send_invitation_email";
@@ -20,8 +20,8 @@ export function outboxDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.DATA_DIR?.trim() || ".data", "outbox");
 }
 
-let smtp: { url: string; transport: nodemailer.Transporter } | null = null;
-function smtpTransport(url: string): nodemailer.Transporter {
+let smtp: { url: string; transport: Transporter } | null = null;
+function smtpTransport(url: string): Transporter {
   if (smtp?.url !== url) smtp = { url, transport: nodemailer.createTransport(url) };
   return smtp.transport;
 }

@@ -6,6 +6,7 @@
 import "./graphile-env.ts";
 import { writeSync } from "node:fs";
 import { loadConfig, ConfigError, type Config } from "./config.ts";
+import { loadStripeConfig, type StripeConfig } from "./stripe/config.ts";
 import { prepareDatabase } from "../db/database.ts";
 import { loadLocalSecrets } from "../db/secrets.ts";
 import { createApp } from "./app.ts";
@@ -27,8 +28,10 @@ function jwtSecretFor(config: Config): string {
 async function main() {
   const started = Date.now();
   let config: Config;
+  let stripe: StripeConfig;
   try {
     config = loadConfig();
+    stripe = loadStripeConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`[tenantbase] configuration error: ${error.message}`);
@@ -53,6 +56,7 @@ async function main() {
     ownerUrl: database.ownerUrl,
     authUrl: database.authUrl,
     jwt: { secret: jwtSecretFor(config), audience: config.jwtAudience, issuer: config.jwtIssuer },
+    stripe,
     graphiql: config.graphiql,
     logger,
     limits: {

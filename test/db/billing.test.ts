@@ -333,6 +333,14 @@ describe("effective plan", () => {
     expect(await planOf(orgId)).toBe("pro");
   });
 
+  test.each([
+    ["active", true], ["trialing", true], ["past_due", true], ["canceled", false], ["unpaid", false], ["incomplete", false],
+  ])("organization_has_billed_plan: %s → %s", async (status, billed) => {
+    const orgId = await withSubscription(status as string, 1);
+    const { rows } = await db.owner.query("select app_private.organization_has_billed_plan($1) as billed", [orgId]);
+    expect(rows[0].billed).toBe(billed);
+  });
+
   test("without a subscription the organization's own plan_id applies", async () => {
     const { org } = await newOrg();
     await db.owner.query("update app_public.organizations set plan_id = 'enterprise' where id = $1", [org.id]);

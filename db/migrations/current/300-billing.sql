@@ -710,6 +710,20 @@ $$;
 comment on function app_private.organization_plan(uuid) is
   'The plan whose limits apply to the organization now: follows its Stripe subscription (see 300-billing.sql).';
 
+-- Whether the organization's plan is paid for through Stripe right now (its credits then come
+-- from invoice.paid, once per invoice). The monthly allowance job should skip such organizations
+-- so that they are not granted the plan's credits twice.
+create function app_private.organization_has_billed_plan(organization_id uuid) returns boolean
+  language sql stable security definer
+  set search_path = pg_catalog, public
+as $$
+  select exists (
+    select 1 from app_public.subscriptions s
+    where s.organization_id = organization_has_billed_plan.organization_id
+      and s.status in ('active', 'trialing', 'past_due')
+  );
+$$;
+
 --------------------------------------------------------------------------------------------------
 -- Outbound (createCheckoutSession / createBillingPortalSession, server/stripe/plugin.ts)
 --------------------------------------------------------------------------------------------------

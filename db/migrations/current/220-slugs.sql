@@ -20,6 +20,8 @@ create table app_public.organization_slug_redirects (
 comment on table app_public.organization_slug_redirects is
   E'@behavior -insert -update -delete\nAn old slug of an organization; organizationBySlug still finds it.';
 create unique index organization_slug_redirects_slug_key on app_public.organization_slug_redirects (slug);
+comment on index app_public.organization_slug_redirects_slug_key is
+  'global-unique: slugs are one namespace across organizations (like organizations.slug); on Citus this table would be a reference table.';
 create trigger _100_audit_columns before insert or update on app_public.organization_slug_redirects
   for each row execute function app_private.tg_audit_columns();
 

@@ -42,6 +42,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Folder holding pg_dump / pg_restore of the server's major version; null: search. */
   pgBinDir: string | null;
+  /** false behind PgBouncer in transaction mode (applied in server/graphile-env.ts). */
+  pgPreparedStatements: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -215,5 +217,6 @@ function operationsConfig(env: Env, isProduction: boolean) {
     workerHeartbeatMaxAgeSeconds: integer(env, "WORKER_HEARTBEAT_MAX_AGE_SECONDS", 120, 5, 86400),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 15_000, 100, 600_000),
     pgBinDir: pgBinDir === null ? null : path.resolve(pgBinDir),
+    pgPreparedStatements: bool(env, "PG_PREPARED_STATEMENTS", true),
   };
 }

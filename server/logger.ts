@@ -54,6 +54,8 @@ export interface LoggerOptions {
   /** Capture lines in memory (tests). */
   stream?: { write(line: string): void };
   name?: string;
+  /** With a file: also write to stdout (the server and worker processes do). */
+  stdout?: boolean;
 }
 
 /** Per-request (or per-job) context: every log line made inside carries its ids. */
@@ -83,7 +85,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const file = options.file ?? envFile();
   if (file) {
     mkdirSync(path.dirname(file), { recursive: true });
-    return pino(pinoOptions, pino.destination({ dest: file, append: true, sync: true, mkdir: true }));
+    const toFile = pino.destination({ dest: file, append: true, sync: true, mkdir: true });
+    if (!options.stdout) return pino(pinoOptions, toFile);
+    return pino(pinoOptions, pino.multistream([{ stream: pino.destination(1), level }, { stream: toFile, level }]));
   }
   return pino(pinoOptions);
 }

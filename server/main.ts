@@ -40,7 +40,7 @@ async function main() {
     throw error;
   }
 
-  logger = createLogger({ level: config.logLevel, file: config.logFile });
+  logger = createLogger({ level: config.logLevel, file: config.logFile, stdout: true });
   setRootLogger(logger);
 
   const database = await prepareDatabase(config, log);

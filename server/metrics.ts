@@ -195,8 +195,10 @@ async function readDatabaseSnapshot(pool: pg.Pool): Promise<DatabaseSnapshot> {
   const client = await pool.connect();
   let failed: unknown = undefined;
   try {
-    // A scrape must not hang on a sick database.
-    await client.query("set statement_timeout = '5s'");
+    // A scrape must not hang on a sick database. SET LOCAL inside a transaction: behind PgBouncer
+    // (transaction mode) a session-level SET would leak to another client's connection.
+    await client.query("begin read only");
+    await client.query("set local statement_timeout = '5s'");
     const { rows } = await client.query(`
       select
         (select coalesce(json_agg(json_build_object('task', task_identifier, 'outcome', outcome, 'count', count)), '[]')
@@ -212,6 +214,7 @@ async function readDatabaseSnapshot(pool: pg.Pool): Promise<DatabaseSnapshot> {
         (select coalesce(json_agg(b), '[]') from (
            select kind, extract(epoch from max(finished_at)) as finished_epoch
            from app_private.backup_runs where ok group by kind) b) as backups`);
+    await client.query("commit");
     return {
       jobCounters: rows[0].job_counters,
       queue: rows[0].queue,
@@ -222,7 +225,6 @@ async function readDatabaseSnapshot(pool: pg.Pool): Promise<DatabaseSnapshot> {
     failed = error;
     throw error;
   } finally {
-    if (!failed) await client.query("reset statement_timeout").catch(() => {});
     // A connection that failed mid-query is thrown away, not returned to the pool.
     client.release(failed ? (failed as Error) : undefined);
   }

@@ -10,7 +10,7 @@ import { createLogger, setRootLogger } from "../server/logger.ts";
 
 async function main() {
   const config = loadConfig();
-  setRootLogger(createLogger({ level: config.logLevel, file: config.logFile, name: "tenantbase-worker" }));
+  setRootLogger(createLogger({ level: config.logLevel, file: config.logFile, name: "tenantbase-worker", stdout: true }));
   const database = await prepareDatabase(config, (line) => console.log(`[worker] ${line}`));
   // Directly to PostgreSQL, never through PgBouncer: graphile-worker LISTENs for new jobs and
   // holds advisory locks, which need a session of their own (see README, production guide).

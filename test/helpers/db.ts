@@ -6,6 +6,7 @@ import pg from "pg";
 import { randomBytes } from "node:crypto";
 import { grantConnect, ROLES } from "../../db/roles.ts";
 import { withCredentials, withDatabase } from "../../db/urls.ts";
+import { throughPooler } from "./pgbouncer.ts";
 
 export interface Actor {
   /** null: app_anonymous */
@@ -60,8 +61,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await admin.end();
   }
 
-  const ownerUrl = withCredentials(rootUrl, ROLES.owner, env("TB_TEST_OWNER_PASSWORD"), name);
-  const authUrl = withCredentials(rootUrl, ROLES.authenticator, env("TB_TEST_AUTHENTICATOR_PASSWORD"), name);
+  // Through PgBouncer when the run has one (TEST_PGBOUNCER=1), else straight to PostgreSQL.
+  const ownerUrl = throughPooler(withCredentials(rootUrl, ROLES.owner, env("TB_TEST_OWNER_PASSWORD"), name));
+  const authUrl = throughPooler(withCredentials(rootUrl, ROLES.authenticator, env("TB_TEST_AUTHENTICATOR_PASSWORD"), name));
   const owner = new pg.Pool({ connectionString: ownerUrl, max: 5 });
   const auth = new pg.Pool({ connectionString: authUrl, max: 30 });
   const root = new pg.Pool({ connectionString: withDatabase(rootUrl, name), max: 2 });

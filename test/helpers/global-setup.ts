@@ -43,4 +43,13 @@ export default async function globalSetup() {
   process.env.TB_TEST_AUTHENTICATOR_PASSWORD = passwords.authenticatorPassword;
   process.env.TB_TEST_CLUSTER = cluster.kind;
   (globalThis as any).__tenantbaseCluster = cluster;
+  // Second CI run: the API suite through PgBouncer in transaction mode (test/helpers/pgbouncer.ts).
+  if (process.env.TEST_PGBOUNCER === "1" && !process.env.TB_TEST_POOLER_PORT) {
+    const { startPgBouncer } = await import("./pgbouncer.ts");
+    const bouncer = await startPgBouncer({ rootUrl: cluster.rootUrl, ...passwords });
+    process.env.TB_TEST_POOLER_PORT = String(bouncer.port);
+    // What PG_PREPARED_STATEMENTS=false does for `npm start` (server/graphile-env.ts).
+    process.env.DATAPLAN_PG_PREPARED_STATEMENT_CACHE_SIZE = "0";
+    (globalThis as any).__tenantbasePgBouncer = bouncer;
+  }
 }

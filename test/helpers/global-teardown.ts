@@ -23,5 +23,7 @@ export default async function globalTeardown() {
       await root.end();
     }
   }
+  const bouncer = (globalThis as any).__tenantbasePgBouncer;
+  if (bouncer) (await import("./pgbouncer.ts")).stopPgBouncer(bouncer);
   await cluster?.stop();
 }

@@ -3,6 +3,9 @@
 // queued twice carry a job_key.
 
 import type { TaskList } from "graphile-worker";
+import { dbBackup, DB_BACKUP_TASK } from "./db_backup.ts";
+import { dbVerifyBackup, DB_VERIFY_BACKUP_TASK } from "./db_verify_backup.ts";
+import { slowQueryReport, SLOW_QUERY_REPORT_TASK } from "./slow_query_report.ts";
 import { stripeEvent, STRIPE_EVENT_TASK } from "./stripe_event.ts";
 import { sendInvitationEmail, SEND_INVITATION_EMAIL_TASK } from "./send_invitation_email.ts";
 import { expireInvitations, EXPIRE_INVITATIONS_TASK } from "./expire_invitations.ts";
@@ -14,6 +17,9 @@ import { rolloverUsagePeriods, ROLLOVER_USAGE_PERIODS_TASK } from "./rollover_us
 import { verifyCreditLedger, VERIFY_CREDIT_LEDGER_TASK } from "./verify_credit_ledger.ts";
 
 export const taskList: TaskList = {
+  [DB_BACKUP_TASK]: dbBackup,
+  [DB_VERIFY_BACKUP_TASK]: dbVerifyBackup,
+  [SLOW_QUERY_REPORT_TASK]: slowQueryReport,
   [STRIPE_EVENT_TASK]: stripeEvent,
   [SEND_INVITATION_EMAIL_TASK]: sendInvitationEmail,
   [EXPIRE_INVITATIONS_TASK]: expireInvitations,

@@ -70,6 +70,23 @@ test("the key's role is what RLS sees: a member key cannot read admin-only table
   expect(asAdmin.data.apiKeys.totalCount).toBeGreaterThanOrEqual(2);
 });
 
+test("a member key writes under the same RLS policies: creates a project in its organization, never in B", async () => {
+  const { secret } = await createKey("MEMBER");
+  const create = (organizationId: string) =>
+    server.graphql(
+      `mutation($o: UUID!) { createProject(input: {project: {organizationId: $o, name: "From the backend"}}) { project { id organizationId createdBy } } }`,
+      { o: organizationId },
+      secret,
+    );
+  const mine = await create(cast.a.org.id);
+  expect(mine.errors).toBeUndefined();
+  expect(mine.data.createProject.project).toMatchObject({ organizationId: cast.a.org.id, createdBy: null });
+  const theirs = await create(cast.b.org.id);
+  expect(theirs.errors).toBeDefined();
+  const { rows } = await db.owner.query("select count(*)::int as n from app_public.projects where organization_id = $1", [cast.b.org.id]);
+  expect(rows[0].n).toBe(0);
+});
+
 test("revoked, expired, unknown and malformed keys are 401 INVALID_TOKEN", async () => {
   const { apiKey, secret } = await createKey("MEMBER");
   expect((await server.graphql(`{ organizations { totalCount } }`, {}, secret)).status).toBe(200);

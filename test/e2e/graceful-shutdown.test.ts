@@ -1,0 +1,155 @@
+// `node server/main.ts` as production runs it (DATABASE_URL + AUTH_DATABASE_URL, JSON logs), then
+// SIGTERM while a request is in flight: the server stops accepting connections at once, the
+// in-flight request still gets its answer, pools close, the process exits 0. With a request
+// stuck past SHUTDOWN_TIMEOUT_MS, the process exits 1 at the deadline instead of hanging.
+// Also: without pg_stat_statements the start-up log carries one clear warning.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import pg from "pg";
+import { projectRoot } from "../../server/paths.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { createUser } from "../helpers/fixtures.ts";
+import { TEST_JWT, tokenFor } from "../helpers/server.ts";
+
+jest.setTimeout(120_000);
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Started {
+  child: ChildProcess;
+  output: string[];
+  port: number;
+  exit: Promise<number | null>;
+}
+
+async function start(extraEnv: Record<string, string> = {}): Promise<Started> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: "development", WORKER: "off", ...extraEnv };
+  for (const name of ["LOG_FILE", "ROOT_DATABASE_URL", "TEST_ROOT_DATABASE_URL", "TEST_PGBOUNCER"]) delete env[name];
+  Object.assign(env, {
+    DATABASE_URL: db.ownerUrl,
+    AUTH_DATABASE_URL: db.authUrl,
+    JWT_SECRET: TEST_JWT.secret,
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "info",
+  });
+  const child = spawn(process.execPath, ["server/main.ts"], { cwd: projectRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  const output: string[] = [];
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output.push(chunk.toString());
+      if (output.join("").includes("GraphQL:")) resolve();
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (chunk: Buffer) => output.push(chunk.toString()));
+    void exit.then((code) => reject(new Error(`server exited with ${code}:\n${output.join("")}`)));
+  });
+  return { child, output, port, exit };
+}
+
+async function lockUsers(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: db.rootUrl });
+  await client.connect();
+  await client.query("begin");
+  await client.query("lock table app_public.users in access exclusive mode");
+  return client;
+}
+
+async function waitForLockWaiter(): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await db.root.query(
+      "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+    );
+    if (rows[0].n > 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("the request never reached the database");
+}
+
+function logLines(output: string[]) {
+  return output
+    .join("")
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line));
+}
+
+test("SIGTERM: stop accepting, finish the in-flight request, close pools, exit 0; one pg_stat_statements warning", async () => {
+  const server = await start();
+  const user = await createUser(db);
+  const lock = await lockUsers();
+  let released = false;
+  try {
+    const inFlight = fetch(`http://127.0.0.1:${server.port}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${tokenFor(user)}` },
+      body: JSON.stringify({ query: "{ currentUser { email } }" }),
+    });
+    await waitForLockWaiter();
+    server.child.kill("SIGTERM");
+    // new connections are refused while the old request is still running
+    let refused = false;
+    for (let i = 0; i < 100 && !refused; i++) {
+      refused = await fetch(`http://127.0.0.1:${server.port}/healthz`).then(() => false, () => true);
+      if (!refused) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(refused).toBe(true);
+    await lock.query("rollback");
+    released = true;
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ data: { currentUser: { email: user.email } } });
+    expect(await server.exit).toBe(0);
+  } finally {
+    if (!released) await lock.query("rollback").catch(() => {});
+    await lock.end();
+    server.child.kill("SIGKILL");
+  }
+  const lines = logLines(server.output);
+  expect(lines.filter((l) => /pg_stat_statements is not available/.test(l.msg))).toHaveLength(1);
+  expect(lines.find((l) => /SIGTERM: shutting down/.test(l.msg))).toMatchObject({ signal: "SIGTERM", level: 30 });
+  expect(lines.at(-1)).toMatchObject({ msg: "stopped cleanly" });
+});
+
+test("SIGTERM with a request stuck past SHUTDOWN_TIMEOUT_MS: exits 1 at the deadline", async () => {
+  const server = await start({ SHUTDOWN_TIMEOUT_MS: "1000" });
+  const user = await createUser(db);
+  const lock = await lockUsers();
+  try {
+    const inFlight = fetch(`http://127.0.0.1:${server.port}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${tokenFor(user)}` },
+      body: JSON.stringify({ query: "{ currentUser { email } }" }),
+    }).then(
+      (r) => r.status,
+      () => "connection closed",
+    );
+    await waitForLockWaiter();
+    server.child.kill("SIGTERM");
+    const code = await server.exit;
+    if (code !== 1) throw new Error(`exit ${code}:\n${server.output.join("")}`);
+    expect(await inFlight).toBe("connection closed");
+  } finally {
+    await lock.query("rollback").catch(() => {});
+    await lock.end();
+    server.child.kill("SIGKILL");
+  }
+  expect(logLines(server.output).some((l) => l.level === 50 && /shutdown deadline passed/.test(l.msg))).toBe(true);
+});

@@ -202,3 +202,42 @@ test("retention prunes backups (and manifests) older than BACKUP_RETENTION_DAYS 
     rmSync(`${file}.json`);
   }
 });
+
+test("the npm scripts: db:backup, db:restore (new database; refuses the live one), db:verify-backup", async () => {
+  const { execFile } = await import("node:child_process");
+  const { projectRoot } = await import("../../server/paths.ts");
+  const cliDir = mkdtempSync(path.join(os.tmpdir(), "tenantbase-cli-backups-"));
+  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: db.ownerUrl, AUTH_DATABASE_URL: db.authUrl, ROOT_DATABASE_URL: clusterRoot(), DATABASE_NAME: db.name, BACKUP_DIR: cliDir };
+  delete env.LOG_FILE;
+  const cli = (...args: string[]) =>
+    new Promise<{ code: number; out: string }>((resolve) => {
+      execFile(process.execPath, ["db/backup-cli.ts", ...args], { cwd: projectRoot, env }, (error, stdout, stderr) =>
+        resolve({ code: error ? ((error as any).code ?? 1) : 0, out: stdout + stderr }),
+      );
+    });
+  try {
+    const backup = await cli("backup");
+    expect(backup.out).toMatch(/^\[backup\] .*tenantbase-.*\.dump \(\d+ bytes, \d+ tables, \d+ rows, \d+ ms\)$/m);
+    expect(backup.code).toBe(0);
+    const file = listBackups(cliDir).at(-1)!.file;
+
+    const live = await cli("restore", file);
+    expect(live.code).toBe(0);
+    const restoredName = /-> database (\S+)/.exec(live.out)![1];
+    expect(restoredName).toMatch(new RegExp(`^${db.name}_restored_\\d{14}$`));
+    expect(live.out).toContain(`the live database ${db.name} is untouched`);
+    await db.root.query(`drop database ${restoredName} with (force)`);
+
+    const refused = await cli("restore", file, "--into", db.name);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain(`refusing to restore over the live database "${db.name}"`);
+    // credentials never printed
+    expect(backup.out + live.out + refused.out).not.toMatch(/postgres:\/\/[^:\s]+:[^*@\s]+@/);
+
+    const verify = await cli("verify");
+    expect(verify.code).toBe(0);
+    expect(verify.out).toMatch(/^\[verify\] OK: .* tables, \d+ rows and the credit sums match the dump's snapshot/m);
+  } finally {
+    rmSync(cliDir, { recursive: true, force: true });
+  }
+});

@@ -38,8 +38,21 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Runs every job that is due now with the real worker and task list, then returns. */
-const work = () => runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 2, noHandleSignals: true });
+/**
+ * Runs every job that is due now with the real worker and task list, and returns once none is
+ * left: runOnce can resolve just before a finished job's row is deleted, so wait for that too.
+ */
+async function work(): Promise<void> {
+  for (;;) {
+    await runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 2, noHandleSignals: true });
+    const { rows } = await db.owner.query(
+      `select count(*) filter (where locked_at is null)::int as due, count(*) filter (where locked_at is not null)::int as locked
+       from graphile_worker.jobs where run_at <= now() and attempts < max_attempts`,
+    );
+    if (rows[0].due === 0 && rows[0].locked === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 /** An .eml body with quoted-printable soft line breaks and escapes undone. */
 const readEml = (file: string) =>
   readFileSync(path.join(outbox, file), "utf8")

@@ -333,3 +333,11 @@ test("invite and revoke racing for the same email: never two pending invitations
     expect(rows.find((r) => r.status === "revoked")?.n).toBe(1);
   }
 });
+
+test("accepting into an organization you already joined another way: ALREADY_MEMBER, invitation left pending", async () => {
+  const inv = await invite(db, cast.a.admin, cast.a.org.id, freshEmail());
+  const user = await createUserWithEmail(db, inv.email);
+  await db.owner.query("insert into app_public.organization_members (organization_id, user_id) values ($1, $2)", [cast.a.org.id, user.userId]);
+  await expectCode(accept(db, user, inv.token), "ALREADY_MEMBER");
+  expect((await invitationRow(inv.id)).status).toBe("pending");
+});

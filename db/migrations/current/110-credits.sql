@@ -744,7 +744,16 @@ as $$
 declare
   v_counter app_public.usage_counters;
   v_plan app_public.plans := app_private.organization_plan(grant_monthly_allowance.organization_id);
+  v_billed boolean;
 begin
+  -- A plan paid through Stripe gets its credits from each paid invoice (billing code), not here.
+  -- That check lives with the billing code, which may not be installed: looked up by name.
+  if to_regprocedure('app_private.organization_has_billed_plan(uuid)') is not null then
+    execute 'select app_private.organization_has_billed_plan($1)' into v_billed using grant_monthly_allowance.organization_id;
+    if v_billed then
+      return null;
+    end if;
+  end if;
   select * into v_counter from app_public.usage_counters c where c.organization_id = grant_monthly_allowance.organization_id;
   if v_plan.monthly_credits is null or v_plan.monthly_credits = 0 or v_counter.organization_id is null then
     return null;

@@ -1,0 +1,55 @@
+// The API server for a benchmark, in its own process (as in production: the load generator must
+// not share its event loop), with NODE_ENV=production and the given pool size.
+
+import { fork, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import jwt from "jsonwebtoken";
+import { projectRoot } from "../../server/paths.ts";
+
+export const BENCH_JWT = { secret: "bench-secret-that-is-at-least-32-characters-long", audience: "tenantbase", issuer: "tenantbase" };
+
+export function benchToken(userId: string, sessionId: string): string {
+  return jwt.sign({ role: "app_user", sub: userId, session_id: sessionId, exp: Math.floor(Date.now() / 1000) + 86400 }, BENCH_JWT.secret, {
+    algorithm: "HS256",
+    audience: BENCH_JWT.audience,
+    issuer: BENCH_JWT.issuer,
+  });
+}
+
+export interface BenchServer {
+  url: string;
+  graphql<T = any>(query: string, variables: Record<string, unknown>, token: string): Promise<T>;
+  stop(): Promise<void>;
+}
+
+export async function startBenchServer(ownerUrl: string, authUrl: string, poolSize = 16): Promise<BenchServer> {
+  const child: ChildProcess = fork(path.join(projectRoot, "bench", "lib", "server-child.ts"), [], {
+    env: { ...process.env, NODE_ENV: "production", LOG_LEVEL: "error", BENCH_OWNER_URL: ownerUrl, BENCH_AUTH_URL: authUrl, BENCH_POOL_SIZE: String(poolSize) },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("message", (m: any) => resolve(m.port));
+    child.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
+  });
+  const url = `http://127.0.0.1:${port}/graphql`;
+  return {
+    url,
+    async graphql(query, variables, token) {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await response.json()) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] };
+      if (body.errors?.length) {
+        const e = body.errors[0];
+        throw Object.assign(new Error(`${e.extensions?.code ?? ""} ${e.message}`), { code: e.extensions?.code });
+      }
+      return body.data;
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((resolve) => child.once("exit", resolve));
+    },
+  };
+}

@@ -131,3 +131,25 @@ test("job log lines carry the request id that queued the job; outcomes are count
   const { rows } = await db.owner.query("select outcome, count::int from app_private.job_counters where task_identifier = 'log_probe' order by outcome");
   expect(rows).toEqual([{ outcome: "completed", count: 1 }, { outcome: "failed", count: 1 }]);
 });
+
+test("the request id reaches SQL as the transaction setting tenantbase.request_id", async () => {
+  // A probe function, created before a server starts so that its schema exposes it.
+  const probeDb = await createTestDatabase();
+  try {
+    await probeDb.owner.query(`
+      create function app_public.request_id_probe() returns text language sql stable
+        as $$ select current_setting('tenantbase.request_id', true) $$;
+      grant execute on function app_public.request_id_probe() to app_anonymous`);
+    const probeServer = await startServer(probeDb, { logger: memoryLogger().logger });
+    try {
+      const res = await postGraphQL(probeServer.url, { query: "{ requestIdProbe }" }, { "x-request-id": "sql-sees-me-7" });
+      expect(res.body).toEqual({ data: { requestIdProbe: "sql-sees-me-7" } });
+      const generated = await postGraphQL(probeServer.url, { query: "{ requestIdProbe }" });
+      expect(generated.body.data.requestIdProbe).toBe(generated.headers.get("x-request-id"));
+    } finally {
+      await probeServer.close();
+    }
+  } finally {
+    await probeDb.drop();
+  }
+});

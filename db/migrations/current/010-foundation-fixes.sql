@@ -40,5 +40,5 @@ begin
   return new;
 end;
 $$;
-create trigger _005_require_admin before update on app_public.organizations
+create trigger _005_require_admin before update of name on app_public.organizations
   for each row execute function app_private.tg_organizations_require_admin();

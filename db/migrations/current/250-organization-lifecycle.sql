@@ -55,12 +55,7 @@ begin
   if v_org.deleted_at <= now() - app_hidden.organization_restore_window() then
     perform app_hidden.raise_error('RESTORE_WINDOW_PASSED', 'Organizations can be restored for 30 days after deletion.');
   end if;
-  -- The foundation's _005_require_admin trigger asks current_user_organization_ids('admin'),
-  -- which leaves deleted organizations out; the owner check above is the one that applies here,
-  -- so the update runs without the user claim (restored right after).
-  perform set_config('jwt.claims.user_id', '', true);
   update app_public.organizations o set deleted_at = null where o.id = v_org.id returning * into v_org;
-  perform set_config('jwt.claims.user_id', v_user_id::text, true);
   perform app_private.record_audit_event(v_org.id, 'organization.restored', 'organization', v_org.id,
     jsonb_build_object('by', v_user_id));
   return v_org;

@@ -44,6 +44,11 @@ export interface Config {
   pgBinDir: string | null;
   /** false behind PgBouncer in transaction mode (applied in server/graphile-env.ts). */
   pgPreparedStatements: boolean;
+  /**
+   * Owner URL straight to PostgreSQL when DATABASE_URL goes through PgBouncer: migrations and
+   * graphile-worker need session features (advisory locks, LISTEN) that transaction pooling breaks.
+   */
+  directDatabaseUrl: string | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -218,5 +223,6 @@ function operationsConfig(env: Env, isProduction: boolean) {
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 15_000, 100, 600_000),
     pgBinDir: pgBinDir === null ? null : path.resolve(pgBinDir),
     pgPreparedStatements: bool(env, "PG_PREPARED_STATEMENTS", true),
+    directDatabaseUrl: postgresUrl(env, "DIRECT_DATABASE_URL"),
   };
 }

@@ -43,7 +43,10 @@ async function main() {
   logger = createLogger({ level: config.logLevel, file: config.logFile, stdout: true });
   setRootLogger(logger);
 
-  const database = await prepareDatabase(config, log);
+  // Migrations (and the in-process worker) connect directly when DATABASE_URL is pooled.
+  const direct = config.directDatabaseUrl;
+  const database = await prepareDatabase(direct && config.databaseUrl ? { ...config, databaseUrl: direct } : config, log);
+  const apiOwnerUrl = direct && config.databaseUrl ? config.databaseUrl : database.ownerUrl;
   if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, logger);
   const monitoring = await slowQueryMonitoringStatus(database.ownerUrl);
   if (!monitoring.available) {
@@ -53,7 +56,7 @@ async function main() {
     );
   }
   const app = await createApp({
-    ownerUrl: database.ownerUrl,
+    ownerUrl: apiOwnerUrl,
     authUrl: database.authUrl,
     jwt: { secret: jwtSecretFor(config), audience: config.jwtAudience, issuer: config.jwtIssuer },
     stripe,

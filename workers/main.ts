@@ -11,13 +11,17 @@ import { createLogger, setRootLogger } from "../server/logger.ts";
 async function main() {
   const config = loadConfig();
   setRootLogger(createLogger({ level: config.logLevel, file: config.logFile, name: "tenantbase-worker", stdout: true }));
-  const database = await prepareDatabase(config, (line) => console.log(`[worker] ${line}`));
-  // Directly to PostgreSQL, never through PgBouncer: graphile-worker LISTENs for new jobs and
-  // holds advisory locks, which need a session of their own (see README, production guide).
+  // Straight to PostgreSQL (DIRECT_DATABASE_URL) when DATABASE_URL goes through PgBouncer.
+  const database = await prepareDatabase(
+    config.directDatabaseUrl && config.databaseUrl ? { ...config, databaseUrl: config.directDatabaseUrl } : config,
+    (line) => console.log(`[worker] ${line}`));
+  // Never through PgBouncer: graphile-worker LISTENs for new jobs, which needs a session of its
+  // own (see README, production guide).
+  const ownerUrl = database.ownerUrl;
   const runner = await startWorker({
-    ownerUrl: database.ownerUrl,
+    ownerUrl,
     concurrency: Number(process.env.WORKER_CONCURRENCY ?? 4),
-    operations: operationsContextFrom(config, database.ownerUrl, database.rootUrl),
+    operations: operationsContextFrom(config, ownerUrl, database.rootUrl),
     extraCrontab: operationsCrontab(config),
   });
   console.log("[worker] running");

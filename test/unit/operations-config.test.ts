@@ -24,6 +24,7 @@ test("defaults", () => {
     shutdownTimeoutMs: 15000,
     pgBinDir: null,
     pgPreparedStatements: true,
+    directDatabaseUrl: null,
   });
   expect(loadConfig({ DATA_DIR: "/srv/tb" }).backupDir).toBe("/srv/tb/backups");
 });
@@ -61,6 +62,7 @@ test.each([
   [{ SLOW_QUERY_MS: "-5" }, 'SLOW_QUERY_MS must be a whole number between 1 and 3600000, got "-5"'],
   [{ SHUTDOWN_TIMEOUT_MS: "soon" }, 'SHUTDOWN_TIMEOUT_MS must be a whole number between 100 and 600000, got "soon"'],
   [{ PG_PREPARED_STATEMENTS: "nope" }, 'PG_PREPARED_STATEMENTS must be true or false, got "nope"'],
+  [{ DIRECT_DATABASE_URL: "mysql://x/y" }, "DIRECT_DATABASE_URL must start with postgres:// or postgresql://, got mysql://"],
 ])("%j is refused with one line naming the variable", (env, message) => {
   expect(() => loadConfig(env as Record<string, string>)).toThrow(message);
 });

@@ -56,7 +56,17 @@ export function operationsCrontab(config: Pick<Config, "backupCron" | "backupVer
 /** graphile-worker's own log lines, as JSON through pino. */
 export function graphileLogger(logger: Logger): GraphileLogger {
   return new GraphileLogger((scope) => (level, message, meta) => {
-    const fields = { worker: scope.workerId, task: scope.taskIdentifier, jobId: scope.jobId, ...(meta as object) };
+    // graphile-worker attaches whole job rows; their payloads may carry tokens (e.g. invitation
+    // links), so only the job's identity is kept.
+    const { job, jobs, ...rest } = (meta ?? {}) as { job?: { id?: string; task_identifier?: string; attempts?: number }; jobs?: unknown[]; [key: string]: unknown };
+    const fields = {
+      worker: scope.workerId,
+      task: scope.taskIdentifier ?? job?.task_identifier,
+      jobId: scope.jobId ?? job?.id,
+      ...(job ? { attempt: job.attempts } : {}),
+      ...(jobs ? { jobCount: jobs.length } : {}),
+      ...rest,
+    };
     const method = level === "error" ? "error" : level === "warning" ? "warn" : level === "debug" ? "debug" : "info";
     logger[method](fields, message);
   });

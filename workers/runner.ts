@@ -32,6 +32,10 @@ export async function startWorker(options: WorkerOptions): Promise<Runner> {
   const logger = options.operations?.logger ?? rootLogger();
   const runner = await run({
     logger: graphileLogger(logger),
+    // Completions and failures go through graphile-worker's batcher, which a graceful stop
+    // flushes. Without it (0.18's default) a job that finishes during stop() is not marked done
+    // before the pool closes: it stays locked and runs again hours later.
+    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
     connectionString: options.ownerUrl,
     concurrency: options.concurrency ?? 4,
     noHandleSignals: true,

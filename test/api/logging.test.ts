@@ -153,3 +153,13 @@ test("the request id reaches SQL as the transaction setting tenantbase.request_i
     await probeDb.drop();
   }
 });
+
+test("graphile-worker's own log lines never carry job payloads", async () => {
+  const { graphileLogger } = await import("../../workers/operations.ts");
+  const { logger, lines } = memoryLogger();
+  const log = graphileLogger(logger).scope({ workerId: "w1" });
+  log.info("Completed task 1", { job: { id: "1", task_identifier: "send_invitation_email", attempts: 1, payload: { token: "inv_secret_123", link: "https://x/accept?token=inv_secret_123" } }, duration: 3 });
+  const entry = JSON.parse(lines[0]);
+  expect(entry).toMatchObject({ worker: "w1", task: "send_invitation_email", jobId: "1", attempt: 1, duration: 3, msg: "Completed task 1" });
+  expect(lines[0]).not.toContain("inv_secret_123");
+});

@@ -132,20 +132,33 @@ test("job log lines carry the request id that queued the job; outcomes are count
   expect(rows).toEqual([{ outcome: "completed", count: 1 }, { outcome: "failed", count: 1 }]);
 });
 
-test("the request id reaches SQL as the transaction setting tenantbase.request_id", async () => {
+test("the request id reaches SQL as the transaction setting tenantbase.request_id, and the jobs a request queues", async () => {
   // A probe function, created before a server starts so that its schema exposes it.
   const probeDb = await createTestDatabase();
   try {
     await probeDb.owner.query(`
       create function app_public.request_id_probe() returns text language sql stable
         as $$ select current_setting('tenantbase.request_id', true) $$;
-      grant execute on function app_public.request_id_probe() to app_anonymous`);
+      grant execute on function app_public.request_id_probe() to app_anonymous;
+      create function app_public.queue_probe() returns text language plpgsql volatile security definer
+        set search_path = pg_catalog, public
+        as $$ begin perform graphile_worker.add_job('probe_task', json_build_object('n', 1)); return 'queued'; end $$;
+      grant execute on function app_public.queue_probe() to app_anonymous`);
     const probeServer = await startServer(probeDb, { logger: memoryLogger().logger });
     try {
       const res = await postGraphQL(probeServer.url, { query: "{ requestIdProbe }" }, { "x-request-id": "sql-sees-me-7" });
       expect(res.body).toEqual({ data: { requestIdProbe: "sql-sees-me-7" } });
       const generated = await postGraphQL(probeServer.url, { query: "{ requestIdProbe }" });
       expect(generated.body.data.requestIdProbe).toBe(generated.headers.get("x-request-id"));
+      // a job queued inside the request carries the id in its payload (and so in its log lines)
+      const queued = await postGraphQL(probeServer.url, { query: "mutation { queueProbe(input: {}) { result } }" }, { "x-request-id": "queued-by-req-9" });
+      expect(queued.body).toEqual({ data: { queueProbe: { result: "queued" } } });
+      const { rows } = await probeDb.owner.query("select payload from graphile_worker._private_jobs order by id");
+      expect(rows).toEqual([{ payload: { n: 1, requestId: "queued-by-req-9" } }]);
+      // outside a request nothing is added
+      await probeDb.owner.query("select graphile_worker.add_job('probe_task', json_build_object('n', 2))");
+      const { rows: later } = await probeDb.owner.query("select payload from graphile_worker._private_jobs order by id desc limit 1");
+      expect(later[0].payload).toEqual({ n: 2 });
     } finally {
       await probeServer.close();
     }

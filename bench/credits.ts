@@ -25,6 +25,8 @@ const tokens = new Map(members.map((m) => [m.n, benchToken(m.userId, m.sessionId
 const server = await startBenchServer(db.ownerUrl, db.authUrl, CONCURRENCY);
 const pool = authPool(db.authUrl, CONCURRENCY);
 const run = `${process.pid}-${Date.now()}`;
+let seq = 0; // idempotency keys unique across rounds
+const key = (prefix: string) => `${prefix}-${run}-${seq++}`;
 const contended = members[0];
 const spread = (i: number) => members[1 + (i % 100)];
 
@@ -43,10 +45,10 @@ async function viaSql(m: (typeof members)[number], key: string) {
 
 console.log(`bench:credits — ${CONCURRENCY} concurrent clients, ${ROUNDS} x ${SECONDS} s per measurement, interleaved; one op = reserve + capture (2 requests / 2 transactions)`);
 const results = await interleaved(ROUNDS, CONCURRENCY, SECONDS, [
-  ["contended (1 org)  GraphQL over HTTP", (c, i) => viaGraphql(contended, `g1-${run}-${c}-${i}`)],
-  ["contended (1 org)  SQL through pg (app_user, RLS)", (c, i) => viaSql(contended, `s1-${run}-${c}-${i}`)],
-  ["spread (100 orgs)  GraphQL over HTTP", (c, i) => viaGraphql(spread(i), `g100-${run}-${c}-${i}`)],
-  ["spread (100 orgs)  SQL through pg (app_user, RLS)", (c, i) => viaSql(spread(i), `s100-${run}-${c}-${i}`)],
+  ["contended (1 org)  GraphQL over HTTP", () => viaGraphql(contended, key("g1"))],
+  ["contended (1 org)  SQL through pg (app_user, RLS)", () => viaSql(contended, key("s1"))],
+  ["spread (100 orgs)  GraphQL over HTTP", (_c, i) => viaGraphql(spread(i), key("g100"))],
+  ["spread (100 orgs)  SQL through pg (app_user, RLS)", (_c, i) => viaSql(spread(i), key("s100"))],
 ]);
 printTable("reserve + capture pairs per second", results);
 console.log(`\n  GraphQL / SQL: contended ${(results[0].perSecond / results[1].perSecond).toFixed(2)}, spread ${(results[2].perSecond / results[3].perSecond).toFixed(2)}`);

@@ -10,7 +10,7 @@ import path from "node:path";
 import pg from "pg";
 import { startEmbeddedPostgres } from "../../db/embedded.ts";
 import { ensureDatabase, ensureRoles, ROLES } from "../../db/roles.ts";
-import { migrateDatabase, MIGRATIONS_FOLDER, readPolicies } from "../../db/migrate.ts";
+import { migrateDatabase, MIGRATIONS_FOLDER, POLICIES_FOLDER } from "../../db/migrate.ts";
 import { withCredentials, withDatabase } from "../../db/urls.ts";
 import { projectRoot } from "../../server/paths.ts";
 
@@ -38,17 +38,31 @@ async function freePort(): Promise<number> {
   });
 }
 
-function schemaHash(): string {
-  const hash = createHash("sha256");
+/**
+ * Two hashes: "core" covers what a data set is made of (the committed migrations, and the
+ * migrations and policies of plans, credits, generations and analytics: 1xx files); "all" covers
+ * every migration and policy. A data set is rebuilt when core changed; when only other files
+ * changed it is reused with a warning (regenerating 10M rows because an unrelated file changed
+ * would make the benchmark unusable while the schema is being worked on).
+ */
+function schemaHashes(): { core: string; all: string } {
+  const core = createHash("sha256");
+  const all = createHash("sha256");
+  const add = (file: string, content: Buffer, isCore: boolean) => {
+    all.update(file).update(content);
+    if (isCore) core.update(file).update(content);
+  };
   for (const sub of ["committed", "current"]) {
     const dir = path.join(MIGRATIONS_FOLDER, sub);
     if (!existsSync(dir)) continue;
     for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
-      hash.update(file).update(readFileSync(path.join(dir, file)));
+      add(`${sub}/${file}`, readFileSync(path.join(dir, file)), sub === "committed" || /^1\d\d-/.test(file));
     }
   }
-  hash.update(readPolicies().hash);
-  return hash.digest("hex").slice(0, 16);
+  for (const file of readdirSync(POLICIES_FOLDER).filter((f) => f.endsWith(".sql")).sort()) {
+    add(`policies/${file}`, readFileSync(path.join(POLICIES_FOLDER, file)), /^(0|1)\d\d-/.test(file));
+  }
+  return { core: core.digest("hex").slice(0, 16), all: all.digest("hex").slice(0, 16) };
 }
 
 export async function benchDatabase(dataset: string, log: (line: string) => void = console.log, rebuild = false): Promise<BenchDatabase> {
@@ -80,7 +94,8 @@ export async function benchDatabase(dataset: string, log: (line: string) => void
   }
   await ensureRoles(rootUrl, { ownerPassword: state.ownerPassword, authenticatorPassword: state.authenticatorPassword });
 
-  const hash = schemaHash();
+  const { core, all } = schemaHashes();
+  const hash = `${core}:${all}`;
   const name = `tb_bench_${dataset}`;
   const root = new pg.Client({ connectionString: rootUrl });
   await root.connect();
@@ -88,9 +103,13 @@ export async function benchDatabase(dataset: string, log: (line: string) => void
   try {
     const exists = (await root.query("select 1 from pg_database where datname = $1", [name])).rowCount === 1;
     const marker = exists ? (await root.query("select shobj_description(oid, 'pg_database') as d from pg_database where datname = $1", [name])).rows[0].d : null;
-    if (!exists || marker !== hash || rebuild || process.env.BENCH_REBUILD === "1") {
+    const markerCore = typeof marker === "string" ? marker.split(":")[0] : null;
+    if (exists && markerCore === core && marker !== hash && !rebuild && process.env.BENCH_REBUILD !== "1") {
+      log(`${name}: migrations outside 1xx changed since it was made; reusing it (BENCH_REBUILD=1 to rebuild)`);
+    }
+    if (!exists || markerCore !== core || rebuild || process.env.BENCH_REBUILD === "1") {
       if (exists) {
-        log(`${name}: ${marker === hash ? "rebuild requested or last generation incomplete" : "schema changed since it was made"}; recreating`);
+        log(`${name}: ${markerCore === core ? "rebuild requested or last generation incomplete" : "its schema (1xx migrations or policies) changed since it was made"}; recreating`);
         await root.query(`drop database ${name} with (force)`);
       }
       await ensureDatabase(rootUrl, name);

@@ -59,7 +59,7 @@ for (const c of cases) {
   if (gql.organizationUsage.length !== plain.rows.length) throw new Error(`rollup and plain aggregate disagree: ${gql.organizationUsage.length} vs ${plain.rows.length} rows`);
   const results = await interleaved(ROUNDS, 1, SECONDS, [
     ["organizationUsage, GraphQL over HTTP", () => server.graphql(QUERY, { o: big.organizationId, from: c.from, to: c.to, i: c.interval }, token)],
-    ["organization_usage() through pg as app_user (RLS)", () => asUser(pool, big.userId, big.sessionId, "select * from app_public.organization_usage($1, $2, $3, $4)", params)],
+    ["organization_usage() through pg as app_user (RLS)", () => asUser(pool, big.userId, big.sessionId, "select * from app_public.organization_usage($1, $2, $3, $4)", params).then(() => {})],
     ["rollup SQL as owner, explicit organization, no RLS", () => ownerPool.query(ROLLUP_SQL, params).then(() => {})],
     ["(alternative) plain aggregate over generations, owner", () => ownerPool.query(PLAIN_SQL, params).then(() => {})],
   ]);

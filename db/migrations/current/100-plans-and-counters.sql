@@ -269,6 +269,12 @@ create function app_private.tg_projects_validate() returns trigger
   set search_path = pg_catalog, public
 as $$
 begin
+  -- A signed-in caller naming another tenant's (or an unknown) organization gets a clear
+  -- NOT_FOUND here rather than the row-level-security violation that would follow.
+  if tg_op = 'INSERT' and app_public.current_user_id() is not null
+     and not new.organization_id = any (app_public.current_user_organization_ids()) then
+    perform app_hidden.raise_error('NOT_FOUND', 'No such organization.');
+  end if;
   if new.name is null or length(btrim(new.name)) not between 1 and 100 then
     perform app_hidden.raise_error('INVALID_NAME', 'Project name must be 1 to 100 characters.');
   end if;

@@ -54,7 +54,10 @@ export interface App {
 
 export async function createApp(options: AppOptions): Promise<App> {
   const authPool = new pg.Pool({ connectionString: options.authUrl, max: options.authPoolSize ?? 10 });
-  const ownerPool = new pg.Pool({ connectionString: options.ownerUrl, max: 4 });
+  // Every authenticated request checks its session (or API key) on this pool before PostGraphile
+  // runs, so it is as large as the request pool: with 4 connections, 16 concurrent clients queued
+  // here (bench:api).
+  const ownerPool = new pg.Pool({ connectionString: options.ownerUrl, max: options.authPoolSize ?? 10 });
   // A connection dropped by the server (restart, failover, PgBouncer) must not crash the
   // process: idle ones are reported on the pool, checked-out ones on the client itself.
   authPool.on("error", () => {});

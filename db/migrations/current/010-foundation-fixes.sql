@@ -42,3 +42,39 @@ end;
 $$;
 create trigger _005_require_admin before update of name on app_public.organizations
   for each row execute function app_private.tg_organizations_require_admin();
+
+-- The helpers every request calls, as PL/pgSQL: SECURITY DEFINER SQL functions are never
+-- inlined, so their bodies were parsed and planned on each call; PL/pgSQL caches its plans per
+-- connection. (current_user_organization_ids gets the same treatment where the API-key version
+-- replaces it.)
+create or replace function app_hidden.current_user_visible_user_ids() returns uuid[]
+  language plpgsql stable security definer parallel safe
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_user_id uuid := app_public.current_user_id();
+begin
+  return array(
+    select v_user_id
+    union
+    select m.user_id
+    from app_public.organization_members m
+    where m.organization_id = any (app_public.current_user_organization_ids())
+  );
+end;
+$$;
+
+create or replace function app_hidden.session_is_live(session_id uuid, user_id uuid) returns boolean
+  language plpgsql stable security definer
+  set search_path = pg_catalog, public
+as $$
+begin
+  return exists (
+    select 1 from app_private.sessions s
+    where s.id = session_is_live.session_id
+      and s.user_id = session_is_live.user_id
+      and s.revoked_at is null
+      and s.expires_at > now()
+  );
+end;
+$$;

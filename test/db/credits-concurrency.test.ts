@@ -72,10 +72,7 @@ async function expectInvariants() {
     where c.credits_spent <> coalesce((select sum(-l.amount) from app_public.credit_ledger l
       where l.organization_id = c.organization_id and l.kind = 'capture' and l.created_at >= c.period_start), 0)`);
   expect(spent.rows).toEqual([]);
-  const counters = await db.owner.query(`
-    select r.* from app_private.recomputed_usage_counters() r
-    join app_public.usage_counters c using (organization_id)
-    where c.seat_count <> r.seat_count or c.project_count <> r.project_count`);
+  const counters = await db.owner.query("select * from app_private.usage_counter_discrepancies()");
   expect(counters.rows).toEqual([]);
 }
 

@@ -69,6 +69,7 @@ test("start reserves, complete captures what it cost and releases the rest, fail
   expect(ledger.rows).toEqual([{ kind: "reserve", amount: 0 }, { kind: "capture", amount: -7 }, { kind: "release", amount: 0 }]);
   const counters = await db.owner.query("select generations::int, credits_spent::int from app_public.usage_counters where organization_id = $1", [org.id]);
   expect(counters.rows[0]).toEqual({ generations: 3, credits_spent: 7 });
+  expect((await db.owner.query("select * from app_private.usage_counter_discrepancies()")).rows).toEqual([]);
   await expectConsistent();
 });
 

@@ -177,7 +177,7 @@ test("the nightly ledger check logs an error naming each organization whose bala
   const errors = logs.filter((l) => l.level === "error" && l.message.startsWith("verify_credit_ledger:")).map((l) => l.message);
   expect(errors).toHaveLength(2);
   expect(errors[0]).toContain(`organization ${org} credit account differs from its ledger: available 90 (ledger 85, grants 85)`);
-  expect(errors[1]).toContain(`organization ${org} usage counters differ: seats 1 (recomputed 1), projects 2 (recomputed 0)`);
+  expect(errors[1]).toContain(`organization ${org} usage counter project_count is 2, recomputed 0`);
   await db.owner.query("update app_public.credit_accounts set available = available - 5 where organization_id = $1", [org]);
   await db.owner.query("update app_public.usage_counters set project_count = project_count - 2 where organization_id = $1", [org]);
 });

@@ -16,16 +16,10 @@ export const verifyCreditLedger: Task = async (_payload, helpers) => {
         `reserved ${row.reserved} (ledger ${row.ledger_reserved}, open reservations ${row.open_reserved}, allocated ${row.allocated})`,
     );
   }
-  const counters = await helpers.withPgClient((client) =>
-    client.query(`select r.organization_id, c.seat_count, r.seat_count as want_seats, c.project_count, r.project_count as want_projects
-                  from app_private.recomputed_usage_counters() r
-                  join app_public.usage_counters c using (organization_id)
-                  where c.seat_count <> r.seat_count or c.project_count <> r.project_count`),
-  );
+  const counters = await helpers.withPgClient((client) => client.query("select * from app_private.usage_counter_discrepancies()"));
   for (const row of counters.rows) {
     helpers.logger.error(
-      `${VERIFY_CREDIT_LEDGER_TASK}: organization ${row.organization_id} usage counters differ: ` +
-        `seats ${row.seat_count} (recomputed ${row.want_seats}), projects ${row.project_count} (recomputed ${row.want_projects})`,
+      `${VERIFY_CREDIT_LEDGER_TASK}: organization ${row.organization_id} usage counter ${row.counter} is ${row.stored}, recomputed ${row.recomputed}`,
     );
   }
   if (credits.rows.length === 0 && counters.rows.length === 0) helpers.logger.info(`${VERIFY_CREDIT_LEDGER_TASK}: all balances and counters agree`);

@@ -372,16 +372,5 @@ $$;
 comment on function app_public.restore_project(uuid) is
   E'@resultFieldName project\nRestores a soft-deleted project (admins and owners), if the plan has room (PROJECT_LIMIT_REACHED).';
 
--- Counters recomputed from scratch: what the triggers must always agree with (tests and the
--- nightly check compare them).
-create function app_private.recomputed_usage_counters()
-returns table (organization_id uuid, seat_count bigint, project_count bigint)
-  language sql stable security definer
-  set search_path = pg_catalog, public
-as $$
-  select o.id,
-    (select count(*) from app_public.organization_members m
-      where m.organization_id = o.id and (to_jsonb(m) ->> 'deleted_at') is null),
-    (select count(*) from app_public.projects p where p.organization_id = o.id and p.deleted_at is null)
-  from app_public.organizations o;
-$$;
+-- app_private.recomputed_usage_counters(), the check of these counters, is in 140-jobs.sql (it
+-- also recomputes the generation and credit counters, whose tables come later).

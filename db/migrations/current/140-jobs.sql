@@ -107,3 +107,39 @@ begin
   return v_count;
 end;
 $$;
+
+-- Counters recomputed from scratch: what the triggers must always agree with (tests and the
+-- nightly check compare them). api_calls has no other record to recompute it from.
+create function app_private.recomputed_usage_counters()
+returns table (organization_id uuid, seat_count bigint, project_count bigint, generations bigint, credits_spent bigint)
+  language sql stable security definer
+  set search_path = pg_catalog, public
+as $$
+  select o.id,
+    (select count(*) from app_public.organization_members m
+      where m.organization_id = o.id and (to_jsonb(m) ->> 'deleted_at') is null),
+    (select count(*) from app_public.projects p where p.organization_id = o.id and p.deleted_at is null),
+    (select count(*) from app_public.generations g where g.organization_id = o.id and g.created_at >= c.period_start),
+    (select coalesce(sum(-l.amount), 0) from app_public.credit_ledger l
+      where l.organization_id = o.id and l.kind = 'capture' and l.created_at >= c.period_start)::bigint
+  from app_public.organizations o
+  join app_public.usage_counters c on c.organization_id = o.id;
+$$;
+
+-- Organizations whose counters differ from the recomputed ones (empty when all is well).
+create function app_private.usage_counter_discrepancies()
+returns table (organization_id uuid, counter text, stored bigint, recomputed bigint)
+  language sql stable security definer
+  set search_path = pg_catalog, public
+as $$
+  select r.organization_id, x.counter, x.stored, x.recomputed
+  from app_private.recomputed_usage_counters() r
+  join app_public.usage_counters c using (organization_id)
+  cross join lateral (values
+    ('seat_count', c.seat_count::bigint, r.seat_count),
+    ('project_count', c.project_count::bigint, r.project_count),
+    ('generations', c.generations, r.generations),
+    ('credits_spent', c.credits_spent, r.credits_spent)
+  ) x (counter, stored, recomputed)
+  where x.stored <> x.recomputed;
+$$;

@@ -44,6 +44,7 @@ async function main(command: string | undefined) {
         const ownerUrl = new URL(database.ownerUrl);
         const settings = {
           ...migrateSettings({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log }),
+          beforeAllMigrations: [{ _: "command" as const, command: `"${process.execPath}" db/install-worker-schema.ts` }],
           shadowConnectionString: withCredentials(
             database.rootUrl,
             decodeURIComponent(ownerUrl.username),

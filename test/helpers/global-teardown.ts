@@ -24,6 +24,6 @@ export default async function globalTeardown() {
     }
   }
   const bouncer = (globalThis as any).__tenantbasePgBouncer;
-  if (bouncer) (await import("./pgbouncer.ts")).stopPgBouncer(bouncer);
+  if (bouncer) await (await import("./pgbouncer.ts")).stopPgBouncer(bouncer);
   await cluster?.stop();
 }

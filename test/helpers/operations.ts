@@ -17,7 +17,8 @@ export function parsePrometheus(text: string): Sample[] {
   const samples: Sample[] = [];
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("# HELP ") || line.startsWith("# TYPE ")) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    // Values as Prometheus reads them (Go's ParseFloat: NaN and Inf in any case; prom-client writes "Nan").
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.e+-]+|[Nn]a[Nn]|[+-]?[Ii]nf)$/.exec(line);
     if (!match) throw new Error(`not Prometheus text: ${JSON.stringify(line)}`);
     const labels: Record<string, string> = {};
     if (match[2]) {
@@ -30,7 +31,9 @@ export function parsePrometheus(text: string): Sample[] {
       }
       if (consumed !== match[2].length) throw new Error(`bad labels: ${line}`);
     }
-    samples.push({ name: match[1], labels, value: Number(match[3]) });
+    const raw = match[3].toLowerCase();
+    const value = raw === "nan" ? NaN : raw === "+inf" || raw === "inf" ? Infinity : raw === "-inf" ? -Infinity : Number(match[3]);
+    samples.push({ name: match[1], labels, value });
   }
   return samples;
 }

@@ -96,12 +96,18 @@ pidfile = ${dir}/pgbouncer.pid
   throw new Error(`PgBouncer did not start on port ${port}: ${log.slice(-2000)}`);
 }
 
-export function stopPgBouncer(bouncer: PgBouncer): void {
-  try {
-    process.kill(bouncer.pid, "SIGTERM");
-  } catch {
-    // already gone
-  }
+export async function stopPgBouncer(bouncer: PgBouncer): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(bouncer.pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (alive()) process.kill(bouncer.pid, "SIGTERM");
+  // It logs its exit into the folder: remove the folder only once it is gone.
+  for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
   rmSync(bouncer.dir, { recursive: true, force: true });
 }
 

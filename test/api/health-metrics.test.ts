@@ -59,19 +59,22 @@ test("/readyz: a running worker's heartbeat and a good verification make it read
     expect(body.status).toBe("ready");
     expect(body.checks.worker).toMatchObject({ ok: true, critical: false, maxAgeSeconds: 60 });
     expect(body.checks.backup_verification).toMatchObject({ ok: true, file: "/x.dump" });
-
-    await db.owner.query("update app_private.worker_heartbeats set last_seen_at = now() - interval '5 minutes'");
-    // the runner would refresh it within 10 s; read right away
-    const stale = await readyz();
-    expect(stale.status).toBe(200);
-    expect(stale.body.status).toBe("degraded");
-    expect(stale.body.checks.worker.ok).toBe(false);
   } finally {
     await runner.stop();
   }
   // a stopped worker removes its heartbeat
   const { rows } = await db.owner.query("select count(*)::int as n from app_private.worker_heartbeats");
   expect(rows[0].n).toBe(0);
+  // a worker that died without stopping leaves a stale heartbeat: degraded, not unready
+  await db.owner.query(
+    `insert into app_private.worker_heartbeats (worker_id, hostname, pid, started_at, last_seen_at)
+     values ('crashed', 'web-9', 99, now() - interval '1 hour', now() - interval '5 minutes')`,
+  );
+  const stale = await readyz();
+  expect(stale.status).toBe(200);
+  expect(stale.body.status).toBe("degraded");
+  expect(stale.body.checks.worker).toMatchObject({ ok: false, workerId: "crashed", maxAgeSeconds: 60 });
+  expect(stale.body.checks.worker.ageSeconds).toBeGreaterThanOrEqual(300);
 });
 
 test("/readyz is unready (503) when the policies applied are not the ones on disk", async () => {

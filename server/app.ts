@@ -82,6 +82,11 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   const app = express();
   app.disable("x-powered-by");
+  let draining = false;
+  app.use((_req, res, next) => {
+    if (draining) res.setHeader("Connection", "close");
+    next();
+  });
   app.use(requestContext(logger, metrics));
   app.use(securityHeaders("/graphiql"));
   app.get("/healthz", (_req, res) => {
@@ -114,10 +119,15 @@ export async function createApp(options: AppOptions): Promise<App> {
     async close() {
       if (closed) return;
       closed = true;
+      // Stop accepting; answer what is in flight with `Connection: close` and drop keep-alive
+      // connections as soon as they fall idle (a client reusing one would otherwise hold the
+      // server open until the shutdown deadline).
+      draining = true;
+      const sweep = setInterval(() => httpServer.closeIdleConnections?.(), 100);
       await new Promise<void>((resolve) => {
         httpServer.close(() => resolve());
         httpServer.closeIdleConnections?.();
-      });
+      }).finally(() => clearInterval(sweep));
       await serv.release(); // also releases pgl
       await Promise.all([authPool.end(), ownerPool.end()]);
     },

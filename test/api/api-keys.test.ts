@@ -87,6 +87,33 @@ test("a member key writes under the same RLS policies: creates a project in its 
   expect(rows[0].n).toBe(0);
 });
 
+test("a key drives the generation lifecycle for its organization (how a customer's backend calls it)", async () => {
+  const { secret } = await createKey("MEMBER");
+  const project = await server.graphql(
+    `mutation($o: UUID!) { createProject(input: {project: {organizationId: $o, name: "Backend jobs"}}) { project { id } } }`,
+    { o: cast.a.org.id },
+    secret,
+  );
+  const projectId = project.data.createProject.project.id;
+  const START = `mutation($o: UUID!, $p: UUID!, $k: String!) {
+    startGeneration(input: {organizationId: $o, projectId: $p, kind: image, model: "flux-1",
+      metadata: {prompt: "a kitten"}, estimatedCredits: "10", idempotencyKey: $k}) { generation { id status creditsEstimated } }
+  }`;
+  const started = await server.graphql(START, { o: cast.a.org.id, p: projectId, k: "key-gen-1" }, secret);
+  expect(started.errors).toBeUndefined();
+  const id = started.data.startGeneration.generation.id;
+  const done = await server.graphql(
+    `mutation($id: UUID!) { completeGeneration(input: {generationId: $id, credits: "7"}) { generation { status creditsCharged } } }`,
+    { id },
+    secret,
+  );
+  expect(done.errors).toBeUndefined();
+  expect(done.data.completeGeneration.generation).toEqual({ status: "succeeded", creditsCharged: "7" });
+  // and never for another organization
+  const elsewhere = await server.graphql(START, { o: cast.b.org.id, p: projectId, k: "key-gen-2" }, secret);
+  expect(elsewhere.errors?.map((e) => e.extensions?.code)).toEqual(["NOT_FOUND"]);
+});
+
 test("revoked, expired, unknown and malformed keys are 401 INVALID_TOKEN", async () => {
   const { apiKey, secret } = await createKey("MEMBER");
   expect((await server.graphql(`{ organizations { totalCount } }`, {}, secret)).status).toBe(200);

@@ -22,5 +22,13 @@ export const verifyCreditLedger: Task = async (_payload, helpers) => {
       `${VERIFY_CREDIT_LEDGER_TASK}: organization ${row.organization_id} usage counter ${row.counter} is ${row.stored}, recomputed ${row.recomputed}`,
     );
   }
-  if (credits.rows.length === 0 && counters.rows.length === 0) helpers.logger.info(`${VERIFY_CREDIT_LEDGER_TASK}: all balances and counters agree`);
+  const ok = credits.rows.length === 0 && counters.rows.length === 0;
+  if (ok) helpers.logger.info(`${VERIFY_CREDIT_LEDGER_TASK}: all balances and counters agree`);
+  // The result shows in /readyz details and as a /metrics series (server/health.ts).
+  await helpers.withPgClient((client) =>
+    client.query("select app_private.record_check('credit_ledger', $1, $2)", [
+      ok,
+      JSON.stringify({ creditDiscrepancies: credits.rows.length, counterDiscrepancies: counters.rows.length }),
+    ]),
+  );
 };

@@ -2,7 +2,7 @@
 //   npm run db:setup    create roles and database if missing (ROOT_DATABASE_URL or embedded)
 //   npm run db:migrate  setup, then migrations and policies
 //   npm run db:reset    drop and recreate the database, then migrate (asks nothing: dev only)
-//   npm run db:commit   commit db/migrations/current.sql as the next migration (graphile-migrate,
+//   npm run db:commit   commit db/migrations/current/*.sql as the next migration (graphile-migrate,
 //                       checked against a shadow database)
 // Connection settings are the same as `npm start` (see README).
 
@@ -53,7 +53,7 @@ async function main(command: string | undefined) {
           ),
         };
         await commit(settings, process.argv[3] ?? null);
-        log("committed db/migrations/current.sql");
+        log("committed db/migrations/current/ as the next migration");
         break;
       }
       default:

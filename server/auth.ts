@@ -31,7 +31,7 @@ export interface ApiKeyIdentity {
   sessionId?: undefined;
 }
 
-/** Organization API keys are told apart from JWTs by this prefix (see 240-api-keys.sql). */
+/** Organization API keys are told apart from JWTs by this prefix (see db/migrations/committed/000004-team-lifecycle.sql). */
 export const API_KEY_PREFIX = "tb_live_";
 
 declare global {

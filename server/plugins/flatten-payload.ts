@@ -1,7 +1,7 @@
 // `@flattenPayload` on a mutation function that returns a composite type puts the composite's
 // fields straight on the mutation payload instead of under `result`. Used for the mutations that
 // return a row plus a one-time secret: `inviteMember { invitation { … } invitationToken }`,
-// `createApiKey { apiKey { … } secret }` (db/migrations/current/200-…, 240-…). Each payload field
+// `createApiKey { apiKey { … } secret }` (db/migrations/committed/000004-team-lifecycle.sql). Each payload field
 // reuses the plan of the composite type's own field, applied to the mutation's result.
 
 import type { GraphQLFieldConfig, GraphQLObjectType } from "postgraphile/graphql";

@@ -24,7 +24,7 @@ export interface StripeWebhookOptions {
   config: StripeConfig;
 }
 
-/** SQL reads the grace period from app_private.billing_settings (see 300-billing.sql). */
+/** SQL reads the grace period from app_private.billing_settings (see db/migrations/committed/000005-stripe-billing.sql). */
 export async function writeBillingSettings(pool: pg.Pool, config: StripeConfig): Promise<void> {
   await pool.query(
     `insert into app_private.billing_settings (id, grace_days) values (true, $1)

@@ -1,5 +1,5 @@
 // Applies one stored Stripe event (queued by POST /webhooks/stripe with job_key = event id).
-// The logic is app_private.process_stripe_event (db/migrations/current/300-billing.sql), which
+// The logic is app_private.process_stripe_event (db/migrations/committed/000005-stripe-billing.sql), which
 // is idempotent, so retries and duplicate runs are harmless. A failure is written to the event
 // row (attempts, last_error) outside the rolled-back transaction and rethrown, so
 // graphile-worker retries with exponential backoff; after the last attempt the event stays

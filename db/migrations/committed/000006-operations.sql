@@ -1,3 +1,8 @@
+--! Previous: sha1:8f3f07e0c379d34b919fe5344f289203f7c7b8ba
+--! Hash: sha1:3356ddb3ac565b6f2db1ee27a0cc2a28064b1843
+--! Message: operations
+
+--! split: 400-operations.sql
 -- Operations (issue 7): what the health endpoints, metrics and operational jobs record.
 -- Everything here lives in app_private: never exposed through GraphQL, never granted to the app
 -- roles. The server reads it as app_owner for /readyz and /metrics; the worker writes it.

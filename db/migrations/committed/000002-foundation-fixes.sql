@@ -1,3 +1,8 @@
+--! Previous: sha1:48f3d0e19de08dae1e7865e35484564818f96ee9
+--! Hash: sha1:11b8ed41c2b44fd3f05bf78a1f7cc3ca7120c30a
+--! Message: foundation fixes
+
+--! split: 010-foundation-fixes.sql
 -- Concurrent createOrganization calls with the same name collided on the slug more often than
 -- the retry loop could absorb (12 at once: some failed). Serialize slug choice per base slug
 -- with a transaction-scoped advisory lock: the next caller waits until the first commits, then

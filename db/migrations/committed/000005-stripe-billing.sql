@@ -1,3 +1,8 @@
+--! Previous: sha1:be607fcfacc822c5bcd2a1bdcb36f2710d488871
+--! Hash: sha1:8f3f07e0c379d34b919fe5344f289203f7c7b8ba
+--! Message: stripe billing
+
+--! split: 300-billing.sql
 -- Stripe billing: the local copy of what Stripe knows about an organization's money.
 --
 -- Stripe is the source of truth; these tables are the fast copy every request reads. Stripe

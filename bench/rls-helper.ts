@@ -1,4 +1,4 @@
-// node bench/rls-helper.ts — diagnostic behind the bench:api finding (docs/readme/4-credits.md): what the
+// node bench/rls-helper.ts — diagnostic behind the bench:api finding (README, "Plans, limits, credits"): what the
 // RLS helper current_user_organization_ids() costs as a SQL function (planned on every call:
 // SECURITY DEFINER functions are never inlined) next to the same logic in PL/pgSQL (plans cached
 // per connection), measured on the bench:api data set. Restores the original definition at the end.

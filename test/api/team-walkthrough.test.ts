@@ -1,4 +1,4 @@
-// docs/readme/5-team.md's walkthrough runs as written: every ```graphql block in order, as the
+// The README's team walkthrough (section "Teams") runs as written: every ```graphql block in order, as the
 // actor its "# as …" line names, with <placeholders> filled from earlier answers; and the
 // revoked key answers 401 INVALID_TOKEN as the text says.
 
@@ -20,8 +20,10 @@ afterAll(async () => {
 });
 
 test("every walkthrough block runs without errors, in order", async () => {
-  const doc = readFileSync(path.join(projectRoot, "docs", "readme", "5-team.md"), "utf8");
-  const section = doc.slice(doc.indexOf("### Walkthrough"));
+  const doc = readFileSync(path.join(projectRoot, "README.md"), "utf8");
+  const teams = doc.indexOf("\n## Teams");
+  const start = doc.indexOf("### Walkthrough", teams);
+  const section = doc.slice(start, doc.indexOf("\n## ", start));
   const blocks = [...section.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
   expect(blocks.length).toBeGreaterThanOrEqual(15);
 

@@ -3,7 +3,7 @@
 // is idempotent, so retries and duplicate runs are harmless. A failure is written to the event
 // row (attempts, last_error) outside the rolled-back transaction and rethrown, so
 // graphile-worker retries with exponential backoff; after the last attempt the event stays
-// unprocessed with its error, for an operator (see docs/readme/6-billing.md).
+// unprocessed with its error, for an operator (see README, "Billing").
 
 import type { Task } from "graphile-worker";
 

@@ -10,10 +10,7 @@ import pg from "pg";
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import jwt from "jsonwebtoken";
-import { startTestCluster } from "../db/scratch-cluster.ts";
-import { ensureRoles, grantConnect, ROLES } from "../db/roles.ts";
-import { migrateDatabase } from "../db/migrate.ts";
-import { withCredentials } from "../db/urls.ts";
+import { createScratchDatabase } from "../db/scratch-database.ts";
 import { createApp } from "../server/app.ts";
 
 const REQUESTS = Number(process.argv[2] ?? 2000);
@@ -22,19 +19,9 @@ const ROUNDS = 3;
 const JWT = { secret: randomBytes(32).toString("hex"), audience: "tenantbase", issuer: "tenantbase" };
 
 async function main() {
-  const cluster = await startTestCluster();
-  const passwords = { ownerPassword: randomBytes(16).toString("hex"), authenticatorPassword: randomBytes(16).toString("hex") };
-  const name = `tb_bench_keys_${randomBytes(3).toString("hex")}`;
-  const root = new pg.Client({ connectionString: cluster.rootUrl });
-  await root.connect();
+  const database = await createScratchDatabase("tb_bench_keys");
+  const { ownerUrl, authUrl } = database;
   try {
-    await ensureRoles(cluster.rootUrl, passwords);
-    await root.query(`create database ${name} owner ${ROLES.owner}`);
-    await grantConnect(root, name);
-    const ownerUrl = withCredentials(cluster.rootUrl, ROLES.owner, passwords.ownerPassword, name);
-    const authUrl = withCredentials(cluster.rootUrl, ROLES.authenticator, passwords.authenticatorPassword, name);
-    await migrateDatabase({ ownerUrl, rootUrl: cluster.rootUrl, includeCurrent: true });
-
     const owner = new pg.Pool({ connectionString: ownerUrl, max: 2 });
     const { rows: u } = await owner.query(
       `with u as (insert into app_public.users (email, name) values ('bench@example.com', 'Bench') returning id)
@@ -94,13 +81,7 @@ async function main() {
     await app.close();
     await owner.end();
   } finally {
-    // graphile-migrate keeps its own pool open; dropping the database ends those connections.
-    process.on("uncaughtException", (error: Error & { code?: string }) => {
-      if (error.code !== "57P01") throw error;
-    });
-    await root.query(`drop database if exists ${name} with (force)`).catch(() => {});
-    await root.end();
-    await cluster.stop();
+    await database.drop();
   }
 }
 

@@ -2,11 +2,11 @@
 // embedded PostgreSQL 15 in a temporary folder that lives only for this run.
 
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { startEmbeddedPostgres } from "./embedded.ts";
+import { freePort } from "./ports.ts";
 
 export interface TestCluster {
   rootUrl: string;
@@ -14,17 +14,6 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startTestCluster(): Promise<TestCluster> {
   const configured = process.env.TEST_ROOT_DATABASE_URL || process.env.ROOT_DATABASE_URL;

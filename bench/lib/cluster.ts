@@ -5,7 +5,6 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import path from "node:path";
 import pg from "pg";
 import { startEmbeddedPostgres } from "../../db/embedded.ts";
@@ -13,6 +12,7 @@ import { ensureDatabase, ensureRoles, ROLES } from "../../db/roles.ts";
 import { migrateDatabase, MIGRATIONS_FOLDER, POLICIES_FOLDER } from "../../db/migrate.ts";
 import { withCredentials, withDatabase } from "../../db/urls.ts";
 import { projectRoot } from "../../server/paths.ts";
+import { freePort } from "../../db/ports.ts";
 
 export interface BenchDatabase {
   name: string;
@@ -26,17 +26,6 @@ export interface BenchDatabase {
 
 const STATE_DIR = path.join(projectRoot, ".data", "bench");
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Two hashes: "core" covers what a data set is made of (the committed migrations, and the

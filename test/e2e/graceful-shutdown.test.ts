@@ -5,12 +5,12 @@
 // Also: without pg_stat_statements the start-up log carries one clear warning.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import pg from "pg";
 import { projectRoot } from "../../server/paths.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { createUser } from "../helpers/fixtures.ts";
 import { TEST_JWT, tokenFor } from "../helpers/server.ts";
+import { freePort } from "../../db/ports.ts";
 
 jest.setTimeout(120_000);
 
@@ -20,15 +20,6 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Started {
   child: ChildProcess;

@@ -5,7 +5,6 @@
 // connections) while the database was down, reported unready, and recovered by itself.
 
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
@@ -14,19 +13,10 @@ import { ensureDatabase, ensureRoles, ROLES } from "../../db/roles.ts";
 import { migrateDatabase } from "../../db/migrate.ts";
 import { withCredentials } from "../../db/urls.ts";
 import { postGraphQL, startServer, type OpsServer } from "../helpers/operations.ts";
+import { freePort } from "../../db/ports.ts";
 
 jest.setTimeout(180_000);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -4,33 +4,14 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
-import { createServer, connect } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { projectRoot } from "../../server/paths.ts";
+import { freePort, portOpen } from "../../db/ports.ts";
 
 jest.setTimeout(120_000);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
 
 interface Started {
   child: ChildProcess;

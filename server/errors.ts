@@ -1,13 +1,27 @@
 // What a client may learn from an error. Business errors are raised in SQL through
 // app_hidden.raise_error(code, message): SQLSTATE TB000 with the public code in DETAIL. They pass
-// through with `extensions.code`; every other error (SQL, permissions, bugs) is masked by
-// grafserv's default, which logs it with a hash and tells the client only that hash.
+// through with `extensions.code`. A value PostgreSQL cannot take as its type (an amount of "abc",
+// an impossible date, a string too long for its column) is the client's bad input: INVALID_INPUT,
+// with a fixed message (PostgreSQL's own names types and values). Every other error (SQL,
+// permissions, bugs, division by zero) is masked by grafserv's default, which logs it with a hash
+// and tells the client only that hash.
 
 import { GraphQLError } from "postgraphile/graphql";
 import { defaultMaskError } from "postgraphile/grafserv";
 
 export const BUSINESS_ERROR_SQLSTATE = "TB000";
 const CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
+
+/** SQLSTATEs of class 22 that only a malformed or out-of-range input value causes. */
+const BAD_INPUT_SQLSTATES = new Set([
+  "22P02", // invalid_text_representation: 'abc'::numeric
+  "22003", // numeric_value_out_of_range
+  "22007", // invalid_datetime_format
+  "22008", // datetime_field_overflow
+  "22001", // string_data_right_truncation
+  "22021", // character_not_in_repertoire
+  "22P05", // untranslatable_character
+]);
 
 interface PgErrorLike {
   code?: unknown;
@@ -30,6 +44,15 @@ export function maskError(error: GraphQLError): GraphQLError {
       positions: error.positions,
       path: error.path,
       extensions: { code: original.detail },
+    });
+  }
+  if (original && typeof original.code === "string" && BAD_INPUT_SQLSTATES.has(original.code)) {
+    return new GraphQLError("A value has the wrong format or is out of range for its field.", {
+      nodes: error.nodes,
+      source: error.source,
+      positions: error.positions,
+      path: error.path,
+      extensions: { code: "INVALID_INPUT" },
     });
   }
   return defaultMaskError(error);

@@ -89,6 +89,8 @@ test("bad input: non-integers, zero, negatives, huge and malformed numbers, unkn
     const response = await server.graphql(RESERVE, { organizationId: org.id, amount, key: `bad-${amount}` }, member);
     expect({ amount, code: code(response) }).toEqual({ amount, code: "INVALID_AMOUNT" });
   }
+  const malformed = await server.graphql(RESERVE, { organizationId: org.id, amount: "abc", key: "bad-abc" }, member);
+  expect(code(malformed)).toBe("INVALID_INPUT");
   for (const amount of ["abc", true, { a: 1 }]) {
     const response = await server.graphql(RESERVE, { organizationId: org.id, amount, key: "bad-type" }, member);
     expect(response.errors?.length).toBeGreaterThan(0);

@@ -81,7 +81,8 @@ function sample(type: TypeRef, uuid: string): unknown {
     case "INPUT_OBJECT": {
       const value: Record<string, unknown> = {};
       for (const field of types.get(base.name!)!.inputFields ?? []) {
-        if (required(field.type) || field.name === "name") value[field.name] = sample(field.type, uuid);
+        // every id field, required or not: an optional projectId is as much a way in as a required one
+        if (required(field.type) || field.name === "name" || mentionsUuid(field.type)) value[field.name] = sample(field.type, uuid);
       }
       return value;
     }
@@ -250,6 +251,9 @@ test("every mutation that takes an id: B's members change nothing of A's", async
         const response = await server.graphql(text, { input: sample(input.type, id) }, user);
         const leaked = leaks(response.data);
         if (leaked.length) problems.push(`${field.name}(${id}) as B ${role} returned ${leaked.join(", ")}`);
+        if (JSON.stringify(response.errors ?? []).includes("An error occurred")) {
+          problems.push(`${field.name}(${id}) as B ${role}: masked internal error instead of a clear one`);
+        }
         if (JSON.stringify(response.errors ?? []).match(/select |insert |update |delete from|syntax error|stack/i)) {
           problems.push(`${field.name} as B ${role} leaked SQL: ${JSON.stringify(response.errors)}`);
         }

@@ -78,3 +78,9 @@ test("delete_organization is for owners; admins get FORBIDDEN", async () => {
   const audit = await db.owner.query("select action from app_public.audit_events where organization_id = $1 and action = 'organization.deleted'", [org.id]);
   expect(audit.rowCount).toBe(1);
 });
+
+test("delete_organization with a null id is NOT_FOUND and changes nothing", async () => {
+  await expect(db.queryAs(cast.a.owner, "select app_public.delete_organization(null)")).rejects.toMatchObject({ detail: "NOT_FOUND" });
+  const { rows } = await db.owner.query("select count(*)::int as n from app_public.organizations where deleted_at is not null and id = $1", [cast.a.org.id]);
+  expect(rows[0].n).toBe(0);
+});

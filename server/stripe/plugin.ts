@@ -12,6 +12,7 @@ import { extendSchema } from "postgraphile/utils";
 import { context, get, sideEffect } from "postgraphile/grafast";
 import { BUSINESS_ERROR_SQLSTATE } from "../errors.ts";
 import { loadStripeConfig, makeStripeClient, type StripeConfig } from "./config.ts";
+import { withSettings } from "../../db/transaction.ts";
 
 /** Shaped like a business error raised in SQL, so server/errors.ts passes its code through. */
 export class BillingError extends Error {
@@ -32,22 +33,8 @@ export interface BillingPluginOptions {
 
 type PgSettings = Record<string, string | undefined>;
 
-async function asCaller<T>(pool: pg.Pool, pgSettings: PgSettings, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
-    await client.query("select set_config(s.key, s.value, true) from json_each_text($1::json) s", [
-      JSON.stringify(pgSettings ?? {}),
-    ]);
-    const result = await fn(client);
-    await client.query("commit");
-    return result;
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+function asCaller<T>(pool: pg.Pool, pgSettings: PgSettings, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withSettings(pool, pgSettings ?? {}, fn);
 }
 
 async function callStripe<T>(what: string, fn: () => Promise<T>): Promise<T> {

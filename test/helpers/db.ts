@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { grantConnect, ROLES } from "../../db/roles.ts";
 import { withCredentials, withDatabase } from "../../db/urls.ts";
 import { throughPooler } from "./pgbouncer.ts";
+import { withSettings, type TransactionSettings } from "../../db/transaction.ts";
 
 export interface Actor {
   /** null: app_anonymous */
@@ -38,13 +39,13 @@ function env(name: string): string {
   return value;
 }
 
-export async function setActor(client: pg.ClientBase, actor: Actor | null): Promise<void> {
-  await client.query(
-    `select set_config('role', $1, true),
-            set_config('jwt.claims.user_id', $2, true),
-            set_config('jwt.claims.session_id', $3, true)`,
-    [actor?.userId ? ROLES.user : ROLES.anonymous, actor?.userId ?? "", actor?.sessionId ?? ""],
-  );
+/** The transaction-local settings of a request made by this actor (as server/auth.ts sets them). */
+export function actorSettings(actor: Actor | null): TransactionSettings {
+  return {
+    role: actor?.userId ? ROLES.user : ROLES.anonymous,
+    "jwt.claims.user_id": actor?.userId ?? "",
+    "jwt.claims.session_id": actor?.sessionId ?? "",
+  };
 }
 
 export async function createTestDatabase(): Promise<TestDatabase> {
@@ -69,20 +70,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const root = new pg.Pool({ connectionString: withDatabase(rootUrl, name), max: 2 });
   for (const pool of [owner, auth, root]) pool.on("error", () => {});
 
-  async function as<T>(actor: Actor | null, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await auth.connect();
-    try {
-      await client.query("begin");
-      await setActor(client, actor);
-      const result = await fn(client);
-      await client.query("commit");
-      return result;
-    } catch (error) {
-      await client.query("rollback").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+  function as<T>(actor: Actor | null, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return withSettings(auth, actorSettings(actor), fn);
   }
 
   return {

@@ -4,6 +4,7 @@
 import type pg from "pg";
 import type { Actor, TestDatabase } from "./db.ts";
 import { createUser, type TestUser } from "./fixtures.ts";
+import { withSettings } from "../../db/transaction.ts";
 
 /** The business code (app_hidden.raise_error) a rejected query carried, or a rethrow. */
 export async function errorCode(promise: Promise<unknown>): Promise<string> {
@@ -79,27 +80,13 @@ export async function setPlan(db: TestDatabase, organizationId: string, planId: 
 }
 
 /** Runs one query as the holder of an API key (what the server does for Bearer tb_live_…). */
-export async function queryAsApiKey<R extends pg.QueryResultRow = any>(
+export function queryAsApiKey<R extends pg.QueryResultRow = any>(
   db: TestDatabase,
   apiKeyId: string,
   sql: string,
   values: unknown[] = [],
 ): Promise<pg.QueryResult<R>> {
-  const client = await db.auth.connect();
-  try {
-    await client.query("begin");
-    await client.query(
-      `select set_config('role', 'app_user', true), set_config('jwt.claims.user_id', '', true),
-              set_config('jwt.claims.api_key_id', $1, true)`,
-      [apiKeyId],
-    );
-    const result = await client.query<R>(sql, values);
-    await client.query("commit");
-    return result;
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  return withSettings(db.auth, { role: "app_user", "jwt.claims.user_id": "", "jwt.claims.api_key_id": apiKeyId }, (client) =>
+    client.query<R>(sql, values),
+  );
 }

@@ -155,7 +155,7 @@ describe("customer.subscription.*", () => {
     expect(await planOf(org.id)).toBe("free");
 
     const audit = await db.owner.query(
-      "select details from app_public.audit_events where organization_id = $1 and action = 'subscription.changed' order by id",
+      "select details from app_public.audit_events where organization_id = $1 and action = 'subscription.changed' order by created_at",
       [org.id],
     );
     expect(audit.rows.map((r) => r.details.to)).toEqual([

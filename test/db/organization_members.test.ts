@@ -2,6 +2,7 @@
 
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { twoTenants, createUser, createOrganization } from "../helpers/fixtures.ts";
+import { withSettings } from "../../db/transaction.ts";
 
 let db: TestDatabase;
 let cast: Awaited<ReturnType<typeof twoTenants>>;
@@ -38,20 +39,14 @@ test("membership changes land in the audit log with who did them", async () => {
   const org = await createOrganization(db, owner, "Audited");
   const newcomer = await createUser(db);
   // Act as the owner through the owner role with the owner's claims, as a SECURITY DEFINER
-  // function would: the audit row records the caller from the claims.
-  const client = await db.owner.connect();
-  try {
-    await client.query("begin");
-    await client.query("select set_config('jwt.claims.user_id', $1, true)", [owner.userId]);
-    await client.query("insert into app_public.organization_members (organization_id, user_id, role) values ($1, $2, 'member')", [org.id, newcomer.userId]);
-    await client.query("update app_public.organization_members set role = 'admin' where organization_id = $1 and user_id = $2", [org.id, newcomer.userId]);
-    await client.query("delete from app_public.organization_members where organization_id = $1 and user_id = $2", [org.id, newcomer.userId]);
-    await client.query("commit");
-  } finally {
-    client.release();
-  }
+  // function would: the audit row records the caller from the claims. One transaction per change,
+  // so that created_at orders them (UUIDv7s made in the same millisecond are in random order).
+  const asOwner = (sql: string) => withSettings(db.owner, { "jwt.claims.user_id": owner.userId }, (c) => c.query(sql, [org.id, newcomer.userId]));
+  await asOwner("insert into app_public.organization_members (organization_id, user_id, role) values ($1, $2, 'member')");
+  await asOwner("update app_public.organization_members set role = 'admin' where organization_id = $1 and user_id = $2");
+  await asOwner("delete from app_public.organization_members where organization_id = $1 and user_id = $2");
   const { rows } = await db.owner.query(
-    "select action, details, created_by from app_public.audit_events where organization_id = $1 and target_id = $2 order by id",
+    "select action, details, created_by from app_public.audit_events where organization_id = $1 and target_id = $2 order by created_at",
     [org.id, newcomer.userId],
   );
   expect(rows).toEqual([

@@ -5,7 +5,7 @@
 // last_used_at); the JWT path one too (session_is_live). Prints requests/s per round and the
 // median ratio. Uses an embedded PostgreSQL (or TEST_ROOT_DATABASE_URL) and cleans up.
 
-import "../server/graphile-env.ts";
+import "../core/graphile-env.ts";
 import pg from "pg";
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";

@@ -2,7 +2,7 @@
 // embedded PostgreSQL with generated data (default 6,000 users in 2,000 organizations of the Free plan, one
 // membership each, plus the audit events the triggers write). Prints one JSON line.
 
-import "../server/graphile-env.ts";
+import "../core/graphile-env.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";

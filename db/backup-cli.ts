@@ -8,7 +8,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { loadConfig, ConfigError, type Config } from "../server/config.ts";
+import { loadConfig, ConfigError, type Config } from "../core/config.ts";
 import { connectDatabase } from "./database.ts";
 import { loadLocalSecrets } from "./secrets.ts";
 import { ROLES } from "./roles.ts";

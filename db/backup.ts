@@ -21,6 +21,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { ROLES, grantConnect } from "./roles.ts";
 import { databaseNameOf, redact, withDatabase } from "./urls.ts";
+import { executableSearchPath } from "../core/config.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -91,7 +92,7 @@ export async function findPgTool(tool: "pg_dump" | "pg_restore", major: number, 
     `/usr/pgsql-${major}/bin`, // RHEL, Fedora (PGDG)
     `/opt/homebrew/opt/postgresql@${major}/bin`, // macOS Homebrew (Apple silicon)
     `/usr/local/opt/postgresql@${major}/bin`, // macOS Homebrew (Intel)
-    ...(process.env.PATH ?? "").split(path.delimiter).filter(Boolean),
+    ...executableSearchPath(),
   ];
   const tried: string[] = [];
   for (const dir of [...new Set(dirs)]) {

@@ -7,7 +7,7 @@
 // Connection settings are the same as `npm start` (see README).
 
 import { commit } from "graphile-migrate";
-import { loadConfig, ConfigError } from "../server/config.ts";
+import { loadConfig, ConfigError } from "../core/config.ts";
 import { connectDatabase } from "./database.ts";
 import { migrateDatabase, migrateSettings, applyPolicies } from "./migrate.ts";
 import { recreateDatabase, ensureDatabase } from "./roles.ts";

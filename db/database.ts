@@ -5,7 +5,7 @@
 // Then migrations and policies are applied as the owner.
 
 import path from "node:path";
-import type { Config } from "../server/config.ts";
+import type { Config } from "../core/config.ts";
 import { startEmbeddedPostgres } from "./embedded.ts";
 import { loadLocalSecrets } from "./secrets.ts";
 import { ensureDatabase, ensureRoles, ROLES } from "./roles.ts";

@@ -2,7 +2,7 @@
 // configured. Binaries come from the npm package; data lives in the given directory.
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { projectRoot } from "../server/paths.ts";
+import { projectRoot } from "../core/paths.ts";
 import path from "node:path";
 
 export interface EmbeddedCluster {

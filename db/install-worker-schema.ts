@@ -4,8 +4,9 @@
 // on a real one (db/migrate.ts installs the worker schema first there too).
 
 import { runMigrations } from "graphile-worker";
+import { migrateActionUrl } from "../core/config.ts";
 
-const url = process.env.GM_DBURL;
+const url = migrateActionUrl();
 if (!url) {
   console.error("GM_DBURL is not set: run this through graphile-migrate");
   process.exit(1);

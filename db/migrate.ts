@@ -11,7 +11,7 @@ import pg from "pg";
 import { migrate, watch, Logger } from "graphile-migrate";
 import { existsSync } from "node:fs";
 import { runMigrations as runWorkerMigrations } from "graphile-worker";
-import { projectRoot } from "../server/paths.ts";
+import { projectRoot } from "../core/paths.ts";
 
 export const MIGRATIONS_FOLDER = path.join(projectRoot, "db", "migrations");
 export const POLICIES_FOLDER = path.join(projectRoot, "db", "policies");

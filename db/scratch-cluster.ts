@@ -7,6 +7,7 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { startEmbeddedPostgres } from "./embedded.ts";
 import { freePort } from "./ports.ts";
+import { scratchRootUrl } from "../core/config.ts";
 
 export interface TestCluster {
   rootUrl: string;
@@ -16,7 +17,7 @@ export interface TestCluster {
 
 
 export async function startTestCluster(): Promise<TestCluster> {
-  const configured = process.env.TEST_ROOT_DATABASE_URL || process.env.ROOT_DATABASE_URL;
+  const configured = scratchRootUrl();
   if (configured) return { rootUrl: configured, kind: "configured", stop: async () => {} };
 
   const dir = mkdtempSync(path.join(os.tmpdir(), "tenantbase-test-"));

@@ -1,6 +1,6 @@
 // Development secrets, generated once and kept in DATA_DIR/secrets.json (mode 0600) so that a
 // second `npm start` reuses them: tokens stay valid and the database roles keep their passwords.
-// Production sets JWT_SECRET and the role passwords explicitly (see server/config.ts).
+// Production sets JWT_SECRET and the role passwords explicitly (see core/config.ts).
 
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";

@@ -1,7 +1,7 @@
 // `npm run schema:export`: builds the API from a scratch database migrated from this checkout
 // (committed and current migrations, policies) and writes schema.graphql.
 
-import "../server/graphile-env.ts";
+import "../core/graphile-env.ts";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
@@ -9,7 +9,7 @@ import { postgraphile } from "postgraphile";
 import { createScratchDatabase } from "../db/scratch-database.ts";
 import { makePreset } from "../server/preset.ts";
 import { schemaToSdl } from "../server/schema-sdl.ts";
-import { projectRoot } from "../server/paths.ts";
+import { projectRoot } from "../core/paths.ts";
 
 async function main() {
   const database = await createScratchDatabase("tb_schema_export");

@@ -11,7 +11,7 @@ import { grafserv } from "postgraphile/grafserv/express/v4";
 import { authMiddleware, type JwtSettings } from "./auth.ts";
 import { makePreset } from "./preset.ts";
 import { mountStripeWebhook, type StripeConfig } from "./webhooks/stripe.ts";
-import { rootLogger, type Logger } from "./logger.ts";
+import { rootLogger, type Logger } from "../core/logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { makeReadiness } from "./health.ts";
 import { DEFAULT_LIMITS, type GraphQLLimits } from "./graphql-limits.ts";

@@ -8,8 +8,8 @@ import type { ErrorRequestHandler, Request, RequestHandler, Response } from "exp
 import express from "express";
 import cors from "cors";
 import helmet from "helmet";
-import type { Logger } from "./logger.ts";
-import { withLogContext } from "./logger.ts";
+import type { Logger } from "../core/logger.ts";
+import { withLogContext } from "../core/logger.ts";
 import type { Metrics } from "./metrics.ts";
 import { validationRulesFor, type GraphQLLimits } from "./graphql-limits.ts";
 import { BUSINESS_ERROR_SQLSTATE } from "./errors.ts";

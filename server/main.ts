@@ -3,16 +3,16 @@
 // connections, in-flight requests and jobs finish, pools close, the embedded PostgreSQL stops;
 // past SHUTDOWN_TIMEOUT_MS the process exits anyway (code 1). Logs are JSON lines (pino).
 
-import "./graphile-env.ts";
+import "../core/graphile-env.ts";
 import { writeSync } from "node:fs";
-import { loadConfig, ConfigError, type Config } from "./config.ts";
-import { loadStripeConfig, type StripeConfig } from "./stripe/config.ts";
+import { loadConfig, ConfigError, type Config } from "../core/config.ts";
+import { loadStripeConfig, type StripeConfig } from "../core/stripe-config.ts";
 import { prepareDatabase } from "../db/database.ts";
 import { loadLocalSecrets } from "../db/secrets.ts";
 import { createApp } from "./app.ts";
 import { startWorker } from "../workers/runner.ts";
 import { operationsContextFrom, operationsCrontab } from "../workers/operations.ts";
-import { createLogger, setRootLogger, type Logger } from "./logger.ts";
+import { createLogger, setRootLogger, type Logger } from "../core/logger.ts";
 import { ensureMonitoring, slowQueryMonitoringStatus } from "../db/monitoring.ts";
 
 let logger: Logger = createLogger({ level: "info" });
@@ -73,10 +73,11 @@ async function main() {
   });
   // Jobs run in this process unless WORKER=off (then run `npm run worker` separately).
   const worker =
-    process.env.WORKER === "off"
+    !config.workerInProcess
       ? null
       : await startWorker({
           ownerUrl: database.ownerUrl,
+          concurrency: config.workerConcurrency,
           operations: operationsContextFrom(config, database.ownerUrl, database.rootUrl),
           extraCrontab: operationsCrontab(config),
         });

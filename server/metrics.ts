@@ -9,7 +9,7 @@
 
 import type pg from "pg";
 import client from "prom-client";
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../core/logger.ts";
 
 const MAX_OPERATION_NAMES = 200;
 const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,63}$/;

@@ -10,7 +10,7 @@ import { GenerationConditionsPlugins } from "./plugins/generation-conditions.ts"
 import { maskError } from "./errors.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
-import type { StripeConfig } from "./stripe/config.ts";
+import type { StripeConfig } from "../core/stripe-config.ts";
 
 export interface PresetOptions {
   /** Pool of app_authenticator connections; every request runs as app_anonymous or app_user. */

@@ -1,12 +1,12 @@
 // `npm run worker`: the job queue on its own (scale it separately from the API). Connects
 // straight to PostgreSQL as the owner (DATABASE_URL, or the same fallbacks as `npm start`).
 
-import "../server/graphile-env.ts";
-import { loadConfig, ConfigError } from "../server/config.ts";
+import "../core/graphile-env.ts";
+import { loadConfig, ConfigError } from "../core/config.ts";
 import { prepareDatabase } from "../db/database.ts";
 import { startWorker } from "./runner.ts";
 import { operationsContextFrom, operationsCrontab } from "./operations.ts";
-import { createLogger, setRootLogger } from "../server/logger.ts";
+import { createLogger, setRootLogger } from "../core/logger.ts";
 
 async function main() {
   const config = loadConfig();
@@ -20,7 +20,7 @@ async function main() {
   const ownerUrl = database.ownerUrl;
   const runner = await startWorker({
     ownerUrl,
-    concurrency: Number(process.env.WORKER_CONCURRENCY ?? 4),
+    concurrency: config.workerConcurrency,
     operations: operationsContextFrom(config, ownerUrl, database.rootUrl),
     extraCrontab: operationsCrontab(config),
   });

@@ -6,8 +6,8 @@ import os from "node:os";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { Logger as GraphileLogger, type Runner } from "graphile-worker";
-import type { Config } from "../server/config.ts";
-import { rootLogger, type Logger } from "../server/logger.ts";
+import type { Config } from "../core/config.ts";
+import { rootLogger, type Logger } from "../core/logger.ts";
 
 export interface OperationsContext {
   ownerUrl: string;

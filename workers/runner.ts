@@ -4,10 +4,10 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { run, type Runner, type TaskList } from "graphile-worker";
-import { projectRoot } from "../server/paths.ts";
+import { projectRoot } from "../core/paths.ts";
 import { taskList as defaultTaskList } from "./tasks/index.ts";
 import { attachOperations, graphileLogger, setOperationsContext, type OperationsContext } from "./operations.ts";
-import { rootLogger } from "../server/logger.ts";
+import { rootLogger } from "../core/logger.ts";
 
 export interface WorkerOptions {
   ownerUrl: string;

@@ -11,7 +11,7 @@ import { startEmbeddedPostgres } from "../../db/embedded.ts";
 import { ensureDatabase, ensureRoles, ROLES } from "../../db/roles.ts";
 import { migrateDatabase, MIGRATIONS_FOLDER, POLICIES_FOLDER } from "../../db/migrate.ts";
 import { withCredentials, withDatabase } from "../../db/urls.ts";
-import { projectRoot } from "../../server/paths.ts";
+import { projectRoot } from "../../core/paths.ts";
 import { freePort } from "../../db/ports.ts";
 
 export interface BenchDatabase {

@@ -4,7 +4,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import jwt from "jsonwebtoken";
-import { projectRoot } from "../../server/paths.ts";
+import { projectRoot } from "../../core/paths.ts";
 
 export const BENCH_JWT = { secret: "bench-secret-that-is-at-least-32-characters-long", audience: "tenantbase", issuer: "tenantbase" };
 

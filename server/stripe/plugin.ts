@@ -11,7 +11,9 @@ import type Stripe from "stripe";
 import { extendSchema } from "postgraphile/utils";
 import { context, get, sideEffect } from "postgraphile/grafast";
 import { BUSINESS_ERROR_SQLSTATE } from "../errors.ts";
-import { loadStripeConfig, makeStripeClient, type StripeConfig } from "./config.ts";
+import { loadStripeConfig, type StripeConfig } from "../../core/stripe-config.ts";
+import { makeStripeClient } from "./client.ts";
+import { rootLogger } from "../../core/logger.ts";
 import { withSettings } from "../../db/transaction.ts";
 
 /** Shaped like a business error raised in SQL, so server/errors.ts passes its code through. */
@@ -42,7 +44,7 @@ async function callStripe<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    console.error(`[billing] Stripe ${what} failed: ${message}`);
+    rootLogger().error({ call: what, reason: message }, "billing: Stripe call failed");
     throw new BillingError("PAYMENT_PROVIDER_ERROR", "The payment provider could not be reached; try again.");
   }
 }

@@ -11,7 +11,9 @@
 
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import type pg from "pg";
-import { loadStripeConfig, webhookVerifier, type StripeConfig } from "../stripe/config.ts";
+import { loadStripeConfig, type StripeConfig } from "../../core/stripe-config.ts";
+import { webhookVerifier } from "../stripe/client.ts";
+import { rootLogger } from "../../core/logger.ts";
 
 export type { StripeConfig };
 
@@ -98,7 +100,7 @@ export async function mountStripeWebhook(
       }
       if (status === 400) return reject(res, 400, "Malformed request body.");
       if (res.headersSent) return next(error);
-      console.error("[webhooks/stripe] could not store event:", error);
+      rootLogger().error({ err: error }, "stripe webhook: could not store the event");
       return reject(res, 500, "Could not store the event; Stripe will retry.");
     },
   );

@@ -6,7 +6,7 @@
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { memoryLogger, postGraphQL, startServer, type OpsServer } from "../helpers/operations.ts";
 import { findSecrets } from "../../scripts/check-log-secrets.ts";
-import { createLogger } from "../../server/logger.ts";
+import { createLogger } from "../../core/logger.ts";
 import { startWorker } from "../../workers/runner.ts";
 
 let db: TestDatabase;

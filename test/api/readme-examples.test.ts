@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
-import { projectRoot } from "../../server/paths.ts";
+import { projectRoot } from "../../core/paths.ts";
 
 let db: TestDatabase;
 let server: TestServer;

@@ -1,7 +1,8 @@
 // Stripe settings from the environment: defaults, and a clear message for each bad value.
 
-import { ConfigError } from "../../server/config.ts";
-import { loadStripeConfig, makeStripeClient, STRIPE_API_VERSION } from "../../server/stripe/config.ts";
+import { ConfigError } from "../../core/config.ts";
+import { loadStripeConfig } from "../../core/stripe-config.ts";
+import { makeStripeClient, STRIPE_API_VERSION } from "../../server/stripe/client.ts";
 
 const KEYS = { STRIPE_SECRET_KEY: "sk_test_abc123", STRIPE_WEBHOOK_SECRET: "whsec_abc123" };
 

@@ -6,7 +6,7 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import pg from "pg";
-import { projectRoot } from "../../server/paths.ts";
+import { projectRoot } from "../../core/paths.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { createUser } from "../helpers/fixtures.ts";
 import { TEST_JWT, tokenFor } from "../helpers/server.ts";

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { postGraphQL, startServer, type OpsServer } from "../helpers/operations.ts";
-import { projectRoot } from "../../server/paths.ts";
+import { projectRoot } from "../../core/paths.ts";
 
 jest.setTimeout(120_000);
 

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { projectRoot } from "../../server/paths.ts";
+import { projectRoot } from "../../core/paths.ts";
 import { freePort, portOpen } from "../../db/ports.ts";
 
 jest.setTimeout(120_000);

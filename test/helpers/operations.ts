@@ -3,7 +3,7 @@
 
 import type { AddressInfo } from "node:net";
 import { createApp, type App, type AppOptions } from "../../server/app.ts";
-import { createLogger, type Logger } from "../../server/logger.ts";
+import { createLogger, type Logger } from "../../core/logger.ts";
 import { TEST_JWT } from "./server.ts";
 
 export interface Sample {

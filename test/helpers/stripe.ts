@@ -6,7 +6,8 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
 import Stripe from "stripe";
-import { STRIPE_API_VERSION, type StripeConfig } from "../../server/stripe/config.ts";
+import type { StripeConfig } from "../../core/stripe-config.ts";
+import { STRIPE_API_VERSION } from "../../server/stripe/client.ts";
 
 export const TEST_WEBHOOK_SECRET = "whsec_testsecret0123456789abcdef";
 

@@ -1,6 +1,6 @@
 // Start-up configuration: every variable validated, one clear message naming a bad one.
 
-import { loadConfig, ConfigError } from "../../server/config.ts";
+import { loadConfig, ConfigError } from "../../core/config.ts";
 
 function error(env: Record<string, string>): string {
   try {

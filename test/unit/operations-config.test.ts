@@ -1,7 +1,7 @@
 // The operations settings (server/config.ts): defaults, production defaults, and one clear line
 // naming the variable for every bad value.
 
-import { loadConfig } from "../../server/config.ts";
+import { loadConfig } from "../../core/config.ts";
 import path from "node:path";
 
 test("defaults", () => {

@@ -24,7 +24,7 @@ import { startWorker } from "../../workers/runner.ts";
 import { setOperationsContext } from "../../workers/operations.ts";
 import { dbBackup } from "../../workers/tasks/db_backup.ts";
 import { dbVerifyBackup } from "../../workers/tasks/db_verify_backup.ts";
-import { createLogger } from "../../server/logger.ts";
+import { createLogger } from "../../core/logger.ts";
 import { parsePrometheus, startServer } from "../helpers/operations.ts";
 
 let db: TestDatabase;
@@ -315,7 +315,7 @@ test("retention prunes backups (and manifests) older than BACKUP_RETENTION_DAYS 
 
 test("the npm scripts: db:backup, db:restore (new database; refuses the live one), db:verify-backup", async () => {
   const { execFile } = await import("node:child_process");
-  const { projectRoot } = await import("../../server/paths.ts");
+  const { projectRoot } = await import("../../core/paths.ts");
   const cliDir = mkdtempSync(path.join(os.tmpdir(), "tenantbase-cli-backups-"));
   const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: db.ownerUrl, AUTH_DATABASE_URL: db.authUrl, ROOT_DATABASE_URL: clusterRoot(), DATABASE_NAME: db.name, BACKUP_DIR: cliDir };
   delete env.LOG_FILE;

@@ -1,7 +1,7 @@
 // Sends the invitation email queued by inviteMember / resendInvitation (job_key
 // invitation_email:<id>, so a resend replaces an unsent one). SMTP when SMTP_URL is set;
 // otherwise the message is written as an .eml file to OUTBOX_DIR (default <DATA_DIR>/outbox,
-// i.e. .data/outbox) and logged, so development needs no mail server. Safe to run twice: the file
+// i.e. .data/outbox) and logged (settings: core/config.ts, mailConfig), so development needs no mail server. Safe to run twice: the file
 // name is fixed per token, and a revoked, accepted, expired or resent invitation sends nothing.
 
 import { createHash } from "node:crypto";
@@ -9,16 +9,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import nodemailer, { type Transporter } from "nodemailer";
 import type { Task } from "graphile-worker";
+import { mailConfig, type MailConfig } from "../../core/config.ts";
 
 export const SEND_INVITATION_EMAIL_TASK = "send_invitation_email";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function outboxDir(env: NodeJS.ProcessEnv = process.env): string {
-  const explicit = env.OUTBOX_DIR?.trim();
-  if (explicit) return path.resolve(explicit);
-  return path.resolve(env.DATA_DIR?.trim() || ".data", "outbox");
-}
 
 let smtp: { url: string; transport: Transporter } | null = null;
 function smtpTransport(url: string): Transporter {
@@ -36,9 +32,8 @@ interface InvitationEmailRow {
   expires_at: Date;
 }
 
-export function invitationMessage(row: InvitationEmailRow, token: string, env: NodeJS.ProcessEnv = process.env) {
-  const appUrl = (env.APP_URL?.trim() || "http://localhost:5678").replace(/\/+$/, "");
-  const link = `${appUrl}/invitations/accept?token=${encodeURIComponent(token)}`;
+export function invitationMessage(row: InvitationEmailRow, token: string, mail: MailConfig = mailConfig()) {
+  const link = `${mail.appUrl}/invitations/accept?token=${encodeURIComponent(token)}`;
   const who = row.inviter_name ?? "Someone";
   const text = [
     `${who} invited you to join ${row.organization_name} on tenantbase as ${row.role === "admin" ? "an admin" : `a ${row.role}`}.`,
@@ -51,7 +46,7 @@ export function invitationMessage(row: InvitationEmailRow, token: string, env: N
     `The invitation expires on ${row.expires_at.toISOString()}.`,
   ].join("\n");
   return {
-    from: env.MAIL_FROM?.trim() || "tenantbase <no-reply@tenantbase.localhost>",
+    from: mail.from,
     to: row.email,
     subject: `You are invited to join ${row.organization_name}`,
     text,
@@ -71,15 +66,15 @@ export const sendInvitationEmail: Task = async (payload, helpers) => {
     helpers.logger.info(`${SEND_INVITATION_EMAIL_TASK}: invitation ${invitationId} is no longer pending with this token; nothing sent`);
     return;
   }
-  const message = invitationMessage(rows[0], token);
-  const smtpUrl = process.env.SMTP_URL?.trim();
-  if (smtpUrl) {
-    await smtpTransport(smtpUrl).sendMail(message);
+  const mail = mailConfig();
+  const message = invitationMessage(rows[0], token, mail);
+  if (mail.smtpUrl) {
+    await smtpTransport(mail.smtpUrl).sendMail(message);
     helpers.logger.info(`${SEND_INVITATION_EMAIL_TASK}: sent invitation ${invitationId} to ${message.to}`);
     return;
   }
   const info = await fileTransport.sendMail(message);
-  const dir = outboxDir();
+  const dir = mail.outboxDir;
   mkdirSync(dir, { recursive: true });
   const tokenTag = createHash("sha256").update(token).digest("hex").slice(0, 12);
   const file = path.join(dir, `invitation-${invitationId}-${tokenTag}.eml`);

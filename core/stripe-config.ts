@@ -1,18 +1,9 @@
 // Stripe configuration, from environment variables, validated once at start-up (the same way
-// as server/config.ts, kept here so billing owns its settings). Without STRIPE_SECRET_KEY and
+// as core/config.ts; a file of its own so billing's settings read together). Without STRIPE_SECRET_KEY and
 // STRIPE_WEBHOOK_SECRET billing is off: the webhook answers 503 and the checkout mutations
 // raise BILLING_NOT_CONFIGURED; everything else works.
 
-import Stripe from "stripe";
-import { ConfigError } from "../config.ts";
-
-/**
- * The Stripe API version this code reads and writes (the one stripe@23 was generated for).
- * Webhook endpoints must be created with the same version: payload shapes differ between
- * versions (e.g. `invoice.subscription` moved to `invoice.parent.subscription_details`). The
- * SQL accepts both the old and the new places for the fields it reads.
- */
-export const STRIPE_API_VERSION = "2026-10-28.endive" as const;
+import { ConfigError, appUrl, httpUrl } from "./config.ts";
 
 export interface StripeConfig {
   /** sk_… or rk_…; null: outbound calls are off. */
@@ -49,20 +40,6 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return Number(value);
 }
 
-function httpUrl(env: Env, name: string, fallback: string): string {
-  const value = read(env, name) ?? fallback;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError(`${name} must be an absolute http(s) URL, got "${value}"`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ConfigError(`${name} must be an http(s) URL, got "${value}"`);
-  }
-  return value;
-}
-
 export function loadStripeConfig(env: Env = process.env): StripeConfig {
   const isProduction = (read(env, "NODE_ENV") ?? "development") === "production";
   const secretKey = read(env, "STRIPE_SECRET_KEY");
@@ -94,8 +71,7 @@ export function loadStripeConfig(env: Env = process.env): StripeConfig {
     throw new ConfigError("STRIPE_API_PROTOCOL=http is not allowed when NODE_ENV=production");
   }
 
-  const appUrl = httpUrl(env, "APP_URL", "http://localhost:3000");
-  const base = appUrl.replace(/\/+$/, "");
+  const base = appUrl(env);
   return {
     secretKey,
     webhookSecret,
@@ -109,21 +85,3 @@ export function loadStripeConfig(env: Env = process.env): StripeConfig {
     graceDays: integer(env, "BILLING_GRACE_DAYS", 7, 0, 365),
   };
 }
-
-/** A Stripe client for outbound calls, or null when billing is off. */
-export function makeStripeClient(config: StripeConfig): Stripe | null {
-  if (config.secretKey === null) return null;
-  return new Stripe(config.secretKey, {
-    apiVersion: STRIPE_API_VERSION,
-    ...(config.apiHost !== null ? { host: config.apiHost } : {}),
-    ...(config.apiPort !== null ? { port: config.apiPort } : {}),
-    ...(config.apiProtocol !== null ? { protocol: config.apiProtocol } : {}),
-    maxNetworkRetries: 2,
-    timeout: 10_000,
-    telemetry: false,
-    appInfo: { name: "tenantbase" },
-  });
-}
-
-/** Signature checks need no secret key; this client never makes a request. */
-export const webhookVerifier = new Stripe("sk_test_unused", { apiVersion: STRIPE_API_VERSION });

@@ -11,6 +11,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import pino, { type Logger } from "pino";
+import { logDefaults } from "./config.ts";
 
 export type { Logger };
 
@@ -70,7 +71,7 @@ export function currentLogContext(): Record<string, unknown> {
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const level = options.level ?? defaultLevel();
+  const level = options.level ?? logDefaults().level;
   const pinoOptions: pino.LoggerOptions = {
     level,
     name: options.name ?? "tenantbase",
@@ -82,7 +83,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
   };
   if (options.stream) return pino(pinoOptions, options.stream);
-  const file = options.file ?? envFile();
+  const file = options.file ?? logDefaults().file;
   if (file) {
     mkdirSync(path.dirname(file), { recursive: true });
     const toFile = pino.destination({ dest: file, append: true, sync: true, mkdir: true });
@@ -90,19 +91,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     return pino(pinoOptions, pino.multistream([{ stream: pino.destination(1), level }, { stream: toFile, level }]));
   }
   return pino(pinoOptions);
-}
-
-function envFile(): string | null {
-  const file = process.env.LOG_FILE;
-  return file && file.trim() ? path.resolve(file.trim()) : null;
-}
-
-function defaultLevel(): string {
-  const level = process.env.LOG_LEVEL?.trim().toLowerCase();
-  if (level) return level;
-  // Under jest, stay quiet unless the run collects logs into a file.
-  if (process.env.NODE_ENV === "test" && !envFile()) return "silent";
-  return "info";
 }
 
 let root: Logger | null = null;

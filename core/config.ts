@@ -49,11 +49,25 @@ export interface Config {
    * graphile-worker need session features (advisory locks, LISTEN) that transaction pooling breaks.
    */
   directDatabaseUrl: string | null;
+  /** WORKER=off: this process serves the API only (run `npm run worker` elsewhere). */
+  workerInProcess: boolean;
+  workerConcurrency: number;
+  /** Mail: links, transport, sender (see mailConfig). */
+  mail: MailConfig;
 }
 
-type Env = Record<string, string | undefined>;
+export interface MailConfig {
+  /** The client app's base URL: every link in a mail (and Stripe's return URLs) starts here. */
+  appUrl: string;
+  /** SMTP server; null: messages are written as .eml files to outboxDir. */
+  smtpUrl: string | null;
+  outboxDir: string;
+  from: string;
+}
 
-function read(env: Env, name: string): string | null {
+export type Env = Record<string, string | undefined>;
+
+export function read(env: Env, name: string): string | null {
   const value = env[name];
   return value === undefined || value.trim() === "" ? null : value.trim();
 }
@@ -194,7 +208,55 @@ export function loadConfig(env: Env = process.env): Config {
     jwtAudience: read(env, "JWT_AUDIENCE") ?? "tenantbase",
     jwtIssuer: read(env, "JWT_ISSUER") ?? "tenantbase",
     ...operationsConfig(env, isProduction),
+    workerInProcess: read(env, "WORKER") !== "off",
+    workerConcurrency: integer(env, "WORKER_CONCURRENCY", 4, 1, 100),
+    mail: mailConfig(env),
   };
+}
+
+/** The one default of APP_URL: where a client app runs in development. */
+export const DEFAULT_APP_URL = "http://localhost:3000";
+
+export function httpUrl(env: Env, name: string, fallback: string): string {
+  const value = read(env, name) ?? fallback;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} must be an absolute http(s) URL, got "${value}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(`${name} must be an http(s) URL, got "${value}"`);
+  }
+  return value;
+}
+
+/** APP_URL without trailing slashes. */
+export function appUrl(env: Env): string {
+  return httpUrl(env, "APP_URL", DEFAULT_APP_URL).replace(/\/+$/, "");
+}
+
+/** Mail settings; read by the worker's mail tasks when they run (tests change them between jobs). */
+export function mailConfig(env: Env = process.env): MailConfig {
+  const smtpUrl = read(env, "SMTP_URL");
+  if (smtpUrl !== null && !/^smtps?:\/\//.test(smtpUrl)) {
+    throw new ConfigError(`SMTP_URL must start with smtp:// or smtps://`);
+  }
+  return {
+    appUrl: appUrl(env),
+    smtpUrl,
+    outboxDir: path.resolve(read(env, "OUTBOX_DIR") ?? path.join(read(env, "DATA_DIR") ?? ".data", "outbox")),
+    from: read(env, "MAIL_FROM") ?? "tenantbase <no-reply@tenantbase.localhost>",
+  };
+}
+
+/** What the logger needs before (or without) a full configuration: LOG_FILE, LOG_LEVEL. */
+export function logDefaults(env: Env = process.env): { file: string | null; level: string } {
+  const file = read(env, "LOG_FILE");
+  const level = read(env, "LOG_LEVEL")?.toLowerCase() ?? null;
+  // Under jest, stay quiet unless the run collects logs into a file.
+  const quiet = read(env, "NODE_ENV") === "test" && file === null;
+  return { file: file === null ? null : path.resolve(file), level: level ?? (quiet ? "silent" : "info") };
 }
 
 function operationsConfig(env: Env, isProduction: boolean) {
@@ -225,4 +287,19 @@ function operationsConfig(env: Env, isProduction: boolean) {
     pgPreparedStatements: bool(env, "PG_PREPARED_STATEMENTS", true),
     directDatabaseUrl: postgresUrl(env, "DIRECT_DATABASE_URL"),
   };
+}
+
+/** A superuser URL for throwaway test and benchmark databases; null: an embedded cluster. */
+export function scratchRootUrl(env: Env = process.env): string | null {
+  return postgresUrl(env, "TEST_ROOT_DATABASE_URL") ?? postgresUrl(env, "ROOT_DATABASE_URL");
+}
+
+/** graphile-migrate hands its actions the database it is migrating as GM_DBURL. */
+export function migrateActionUrl(env: Env = process.env): string | null {
+  return read(env, "GM_DBURL");
+}
+
+/** The folders of PATH, where tools such as pg_dump are looked for last. */
+export function executableSearchPath(env: Env = process.env): string[] {
+  return (read(env, "PATH") ?? "").split(path.delimiter).filter(Boolean);
 }

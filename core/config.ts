@@ -42,7 +42,7 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Folder holding pg_dump / pg_restore of the server's major version; null: search. */
   pgBinDir: string | null;
-  /** false behind PgBouncer in transaction mode (applied in server/graphile-env.ts). */
+  /** false behind PgBouncer in transaction mode (applied in core/graphile-env.ts). */
   pgPreparedStatements: boolean;
   /**
    * Owner URL straight to PostgreSQL when DATABASE_URL goes through PgBouncer: migrations and

@@ -48,7 +48,7 @@ export default async function globalSetup() {
     const { startPgBouncer } = await import("./pgbouncer.ts");
     const bouncer = await startPgBouncer({ rootUrl: cluster.rootUrl, ...passwords });
     process.env.TB_TEST_POOLER_PORT = String(bouncer.port);
-    // What PG_PREPARED_STATEMENTS=false does for `npm start` (server/graphile-env.ts).
+    // What PG_PREPARED_STATEMENTS=false does for `npm start` (core/graphile-env.ts).
     process.env.DATAPLAN_PG_PREPARED_STATEMENT_CACHE_SIZE = "0";
     (globalThis as any).__tenantbasePgBouncer = bouncer;
   }

@@ -1,4 +1,4 @@
-// The operations settings (server/config.ts): defaults, production defaults, and one clear line
+// The operations settings (core/config.ts): defaults, production defaults, and one clear line
 // naming the variable for every bad value.
 
 import { loadConfig } from "../../core/config.ts";

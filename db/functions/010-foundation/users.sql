@@ -40,3 +40,18 @@ end;
 $$;
 comment on function app_public.register(text, text, text) is
   E'@resultFieldName jwtToken\nCreates an account and signs it in; the payload''s jwtToken goes in the Authorization header.';
+
+-- A user's name, however it is set (register, or updateUser renaming oneself), is a display name
+-- (names.sql): trimmed of spaces and invisible characters, 1 to 100 characters.
+create or replace function app_private.tg_users_validate() returns trigger
+  language plpgsql volatile
+  set search_path = pg_catalog, public
+as $$
+begin
+  new.name := app_hidden.clean_name(new.name, 'Name');
+  return new;
+end;
+$$;
+
+create or replace trigger _010_validate before insert or update of name on app_public.users
+  for each row execute function app_private.tg_users_validate();

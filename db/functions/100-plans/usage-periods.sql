@@ -46,6 +46,10 @@ begin
 end;
 $$;
 
+-- Rolls over every organization whose period has ended (at most max_orgs per call), each in a
+-- subtransaction of its own: one organization's failure is rolled back alone, counted and
+-- reported (400-operations/batch-failures.sql), and the others roll over regardless. The failed
+-- one is still due, so the next run tries it again.
 create or replace function app_private.rollover_due_usage_periods(max_orgs int default 500) returns int
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -53,16 +57,23 @@ as $$
 declare
   v_organization_id uuid;
   v_count int := 0;
+  v_state text;
+  v_message text;
 begin
   for v_organization_id in
     select c.organization_id from app_public.usage_counters c
     where c.period_end <= now()
-    order by c.organization_id
+    order by c.period_end, c.organization_id
     limit greatest(coalesce(max_orgs, 500), 1)
   loop
-    if app_private.rollover_usage_period(v_organization_id) then
-      v_count := v_count + 1;
-    end if;
+    begin
+      if app_private.rollover_usage_period(v_organization_id) then
+        v_count := v_count + 1;
+      end if;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+      perform app_private.record_organization_failure('rollover_usage_periods', v_organization_id, v_state, v_message);
+    end;
   end loop;
   return v_count;
 end;

@@ -43,6 +43,8 @@ create or replace function app_private.queue_invitation_jobs(invitation app_publ
   set search_path = pg_catalog, public
 as $$
 begin
+  -- Every email counts against the organization's sending limits (invitation-limits.sql).
+  perform app_private.count_invitation_send(invitation.organization_id, invitation.email);
   perform graphile_worker.add_job(
     'send_invitation_email',
     json_build_object('organizationId', invitation.organization_id, 'invitationId', invitation.id, 'token', token),
@@ -315,25 +317,45 @@ $$;
 
 -- Marks pending invitations whose time is up as expired (the job at expires_at and the periodic
 -- sweep). Their tokens stay, so a late accept answers INVITATION_EXPIRED rather than INVALID.
+-- Expires pending invitations past expires_at: one, or (null) every organization's, each
+-- organization in a subtransaction of its own so that one failure is rolled back alone and
+-- reported (400-operations/batch-failures.sql).
 create or replace function app_private.expire_invitations(invitation_id uuid default null) returns int
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 declare
-  v_count int;
+  v_organization_id uuid;
+  v_count int := 0;
+  v_expired int;
+  v_state text;
+  v_message text;
 begin
-  with expired as (
-    update app_public.invitations i set status = 'expired'
-    where i.status = 'pending'
-      and i.expires_at <= now()
+  for v_organization_id in
+    select distinct i.organization_id from app_public.invitations i
+    where i.status = 'pending' and i.expires_at <= now()
       and (expire_invitations.invitation_id is null or i.id = expire_invitations.invitation_id)
-    returning i.organization_id, i.id, i.email
-  ), audited as (
-    select app_private.record_audit_event(e.organization_id, 'invitation.expired', 'invitation', e.id,
-      jsonb_build_object('email', e.email))
-    from expired e
-  )
-  select count(*) into v_count from audited;
+  loop
+    begin
+      with expired as (
+        update app_public.invitations i set status = 'expired'
+        where i.organization_id = v_organization_id
+          and i.status = 'pending'
+          and i.expires_at <= now()
+          and (expire_invitations.invitation_id is null or i.id = expire_invitations.invitation_id)
+        returning i.organization_id, i.id, i.email
+      ), audited as (
+        select app_private.record_audit_event(e.organization_id, 'invitation.expired', 'invitation', e.id,
+          jsonb_build_object('email', e.email))
+        from expired e
+      )
+      select count(*) into v_expired from audited;
+      v_count := v_count + v_expired;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+      perform app_private.record_organization_failure('expire_invitations', v_organization_id, v_state, v_message);
+    end;
+  end loop;
   return v_count;
 end;
 $$;

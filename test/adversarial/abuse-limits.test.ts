@@ -155,8 +155,11 @@ describe("invitations as a spam channel (finding 10)", () => {
     const owner = await createUser(db);
     const org = await createOrganization(db, owner, "Spam Co");
     const target = `victim-${randomBytes(3).toString("hex")}@example.com`;
+    const { rows: plan } = await db.owner.query("select max_invitations_per_email_per_day as n from app_public.plans where id = 'free'");
+    const perAddress: number = plan[0].n;
+    expect(perAddress).toBeGreaterThanOrEqual(2);
     const sent: string[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < perAddress; i++) {
       const invitation = await invite(db, owner, org.id, target);
       sent.push(invitation.id);
       await db.queryAs(owner, "select app_public.revoke_invitation($1)", [invitation.id]);
@@ -165,16 +168,15 @@ describe("invitations as a spam channel (finding 10)", () => {
     // Resending is an email too.
     const other = `other-${randomBytes(3).toString("hex")}@example.com`;
     const invitation = await invite(db, owner, org.id, other);
-    await db.queryAs(owner, "select app_public.resend_invitation($1)", [invitation.id]);
-    await db.queryAs(owner, "select app_public.resend_invitation($1)", [invitation.id]);
+    for (let i = 1; i < perAddress; i++) await db.queryAs(owner, "select app_public.resend_invitation($1)", [invitation.id]);
     expect(await errorCode(db.queryAs(owner, "select app_public.resend_invitation($1)", [invitation.id]))).toBe("INVITATION_LIMIT_REACHED");
     // Another organization can still invite the same address: the limits are per organization.
     const owner2 = await createUser(db);
     const org2 = await createOrganization(db, owner2, "Legit Co");
     await invite(db, owner2, org2.id, target);
-    // Exactly the emails that were allowed were counted: 3 to the first address, 3 to the other.
+    // Exactly the emails that were allowed were counted: the limit to each of the two addresses.
     const { rows } = await db.owner.query("select count(*)::int as n from app_private.invitation_sends where organization_id = $1", [org.id]);
-    expect(rows[0].n).toBe(6);
+    expect(rows[0].n).toBe(2 * perAddress);
   });
 
   test("an organization stops at its plan's hourly limit, counted across many addresses and concurrent requests", async () => {

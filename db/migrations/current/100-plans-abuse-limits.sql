@@ -22,7 +22,7 @@ comment on column app_public.plans.max_invitations_per_email_per_day is
 update app_public.plans set max_owned_organizations = 3 where id = 'free' and max_owned_organizations is null;
 update app_public.plans set max_invitations_per_hour = case id when 'free' then 20 when 'pro' then 100 else 500 end
  where max_invitations_per_hour is null;
-update app_public.plans set max_invitations_per_email_per_day = 3 where max_invitations_per_email_per_day is null;
+update app_public.plans set max_invitations_per_email_per_day = 5 where max_invitations_per_email_per_day is null;
 
 -- Every invitation email sent (invite or resend), to count them per hour and per address per
 -- day. Rows older than two days are pruned by the invitation expiry sweep.

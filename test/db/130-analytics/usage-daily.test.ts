@@ -1,8 +1,8 @@
 // organization_usage: the daily rollup kept by trigger answers exactly what a plain aggregate over
 // generations answers, for every interval, through inserts, completions, failures and deletes.
 
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { createOrganization, createUser, twoTenants, type TestUser } from "../helpers/fixtures.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { createOrganization, createUser, twoTenants, type TestUser } from "../../helpers/fixtures.ts";
 
 let db: TestDatabase;
 let owner: TestUser;

@@ -2,7 +2,7 @@
 // monthly allowance of a new organization, and expiring what is left of expired grants.
 
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
-import { createOrganization, createUser, twoTenants, type TestUser } from "../../helpers/fixtures.ts";
+import { createOrganization, createUser } from "../../helpers/fixtures.ts";
 import { codeOf, UNKNOWN } from "../../helpers/codes.ts";
 import { creditHelpers } from "../../helpers/credits.ts";
 
@@ -12,7 +12,7 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { account, ledgerCount, expectConsistent, emptyOrganization, reserve, capture, release } = creditHelpers(() => db);
+const { account, expectConsistent, emptyOrganization } = creditHelpers(() => db);
 
 test("a new organization gets its plan's monthly allowance, expiring with the usage period", async () => {
   const owner = await createUser(db);
@@ -45,5 +45,32 @@ test("grant_credits returns the ledger entry and is idempotent on its key", asyn
   expect(await account(org.id)).toEqual({ available: 500, reserved: 0 });
   // clients cannot call it
   await expect(db.queryAs({ userId: (await createUser(db)).userId }, "select app_private.grant_credits($1, 5, 'manual', null, null)", [org.id])).rejects.toThrow(/permission denied/);
+  await expectConsistent();
+});
+
+test("a grant already past its expiry is granted and expired at once; both entries stay on record", async () => {
+  const { org } = await emptyOrganization();
+  const entry = (await db.owner.query("select * from app_private.grant_credits($1, 7, 'promotion', now() - interval '1 second', 'late')", [org.id])).rows[0];
+  const { rows } = await db.owner.query("select kind, amount::int, source from app_public.credit_ledger where grant_id = $1 order by seq", [entry.grant_id]);
+  expect(rows).toEqual([{ kind: "grant", amount: 7, source: "promotion" }, { kind: "expire", amount: -7, source: "grant_expired" }]);
+  expect(await account(org.id)).toEqual({ available: 0, reserved: 0 });
+  await expectConsistent();
+});
+
+test("expire_due_grants expires every organization's expired grants, at most max_orgs organizations per call, each once", async () => {
+  await db.owner.query("select app_private.expire_due_grants(100000)"); // whatever earlier tests left due
+  const orgs: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const { org } = await emptyOrganization();
+    for (const key of ["a", "b"]) await db.owner.query("select app_private.grant_credits($1, 5, 'promotion', now() + interval '1 hour', $2)", [org.id, key]);
+    await db.owner.query("select app_private.grant_credits($1, 5, 'purchase', null, 'keep')", [org.id]);
+    orgs.push(org.id);
+  }
+  await db.owner.query("update app_public.credit_grants set expires_at = now() - interval '1 second' where organization_id = any($1) and source = 'promotion'", [orgs]);
+  const run = async () => (await db.owner.query("select app_private.expire_due_grants(2) as n")).rows[0].n;
+  expect(await run()).toBe(4); // two organizations, two grants each
+  expect(await run()).toBe(2);
+  expect(await run()).toBe(0);
+  for (const org of orgs) expect(await account(org)).toEqual({ available: 5, reserved: 0 });
   await expectConsistent();
 });

@@ -29,7 +29,8 @@ test("the right password (any case of the email) opens a new session that lasts 
   expect(await live(token.session_id)).toBe(true);
   const { rows } = await db.owner.query("select expires_at - created_at as length from app_private.sessions where id = $1", [token.session_id]);
   expect(rows[0].length).toEqual({ days: 1 });
-  expect(Number(token.exp)).toBe(Math.floor((await db.owner.query("select expires_at from app_private.sessions where id = $1", [token.session_id])).rows[0].expires_at.getTime() / 1000));
+  // exp is the expiry in whole seconds, rounded (extract(epoch …)::bigint)
+  expect(Number(token.exp)).toBe(Math.round((await db.owner.query("select expires_at from app_private.sessions where id = $1", [token.session_id])).rows[0].expires_at.getTime() / 1000));
 });
 
 test("a wrong password and an unknown email get the same answer, and no session", async () => {

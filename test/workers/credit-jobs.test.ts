@@ -175,7 +175,7 @@ test("the nightly ledger check logs an error naming each organization whose bala
   expect(logs.filter((l) => l.level === "error" && l.message.includes("verify_credit_ledger"))).toEqual([]);
   expect(logs.some((l) => l.message.includes("all balances and counters agree"))).toBe(true);
   const check = await db.owner.query("select ok, details from app_private.operations_checks where name = 'credit_ledger'");
-  expect(check.rows).toEqual([{ ok: true, details: { creditDiscrepancies: 0, counterDiscrepancies: 0 } }]);
+  expect(check.rows).toEqual([{ ok: true, details: { creditDiscrepancies: 0, counterDiscrepancies: 0, generationDiscrepancies: 0 } }]);
 
   // break it behind the ledger's back (the owner can write accounts; only the ledger is append-only)
   await db.owner.query("update app_public.credit_accounts set available = available + 5 where organization_id = $1", [org]);

@@ -33,7 +33,8 @@ test("grant_credits returns the ledger entry and is idempotent on its key", asyn
   const first = await db.owner.query("select * from app_private.grant_credits($1, 500, 'purchase', null, 'stripe:evt_1')", [org.id]);
   const again = await db.owner.query("select * from app_private.grant_credits($1, 500, 'purchase', null, 'stripe:evt_1')", [org.id]);
   expect(again.rows[0].id).toBe(first.rows[0].id);
-  expect(first.rows[0]).toMatchObject({ kind: "grant", source: "purchase", idempotency_key: "stripe:evt_1" });
+  // A grant is a system operation: its key is a system key, in its own column (never a client's).
+  expect(first.rows[0]).toMatchObject({ kind: "grant", source: "purchase", idempotency_key: null, system_key: "stripe:evt_1" });
   expect(Number(first.rows[0].balance_after)).toBe(500);
   expect(await account(org.id)).toEqual({ available: 500, reserved: 0 });
   expect(await codeOf(db.owner.query("select app_private.grant_credits($1, 600, 'purchase', null, 'stripe:evt_1')", [org.id]))).toBe("IDEMPOTENCY_KEY_REUSED");

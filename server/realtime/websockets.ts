@@ -156,18 +156,29 @@ export function createRealtime(options: RealtimeOptions): Realtime {
             }),
           ];
         }
-        const result = await base.onSubscribe!(ctx as any, id, payload);
-        if (!result || Array.isArray(result)) return result;
+        // Take the place before awaiting: subscribe messages are handled concurrently.
+        state.subscriptions++;
+        let result: Awaited<ReturnType<NonNullable<typeof base.onSubscribe>>>;
+        try {
+          result = await base.onSubscribe!(ctx as any, id, payload);
+        } catch (error) {
+          state.subscriptions--;
+          throw error;
+        }
+        if (!result || Array.isArray(result)) {
+          state.subscriptions--;
+          return result;
+        }
         const args = result as { document: DocumentNode; operationName?: string | null };
         const operation = getOperationAST(args.document, args.operationName);
         if (operation?.operation !== "subscription") {
+          state.subscriptions--;
           return [
             new GraphQLError("Only subscriptions are served over websockets; send queries and mutations over HTTP.", {
               extensions: { code: "SUBSCRIPTIONS_ONLY" },
             }),
           ];
         }
-        state.subscriptions++;
         return result;
       },
       // graphql-ws calls this for every operation onSubscribe let through, however it ends

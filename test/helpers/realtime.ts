@@ -124,3 +124,25 @@ export function subscribe<T = any>(client: RealtimeClient, query: string, variab
 
 /** Resolves after ms; for "nothing arrives" checks, which wait a fixed, generous time. */
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** SQL-level: a direct session LISTENing on channels, collecting the payloads (parsed). */
+export async function listenInSql(connectionString: string, channels: string[]) {
+  const pg = (await import("pg")).default;
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  const received: { channel: string; payload: any }[] = [];
+  client.on("notification", (n) => received.push({ channel: n.channel, payload: JSON.parse(n.payload ?? "null") }));
+  for (const channel of channels) await client.query(`listen ${client.escapeIdentifier(channel)}`);
+  return {
+    received,
+    /** Notifications arrive after commit, asynchronously: a round trip on this session flushes them. */
+    async flush() {
+      await client.query("select 1");
+      await sleep(50);
+      await client.query("select 1");
+      return received;
+    },
+    clear: () => received.splice(0),
+    end: () => client.end(),
+  };
+}

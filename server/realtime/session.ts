@@ -9,7 +9,7 @@
 // Notifications carry ids only; the payload a subscriber receives is read by PostGraphile under
 // the same settings, so RLS decides what it contains.
 
-import type pg from "pg";
+import pg from "pg";
 import type { GrafastSubscriber } from "postgraphile/grafast";
 import { withSettings } from "../../db/transaction.ts";
 import { pgSettingsFor } from "../auth.ts";
@@ -112,13 +112,16 @@ export class RealtimeSession implements GrafastSubscriber<Record<string, Realtim
       this.end(4401, "Token has expired.");
       return "session_ended";
     }
-    const status = await withSettings(this.options.authPool, this.pgSettings, async (client) => {
-      const { rows } = await client.query<{ status: SubscriberStatus }>(
-        "select app_hidden.realtime_subscriber_status($1) as status",
-        [organizationId],
-      );
-      return rows[0].status;
-    });
+    // The hot path (once per subscriber per event): one round trip. A simple-protocol query of
+    // several statements is one implicit transaction, so the settings are transaction-local
+    // exactly as in withSettings(), and vanish when it ends. Values are escaped literals.
+    const settings = Object.entries(this.pgSettings)
+      .map(([key, value]) => `set_config(${pg.escapeLiteral(key)}, ${pg.escapeLiteral(value)}, true)`)
+      .join(", ");
+    const results = (await this.options.authPool.query(
+      `select ${settings}; select app_hidden.realtime_subscriber_status(${pg.escapeLiteral(organizationId)}::uuid) as status`,
+    )) as unknown as pg.QueryResult<{ status: SubscriberStatus }>[];
+    const status = results[1].rows[0].status;
     if (status === "session_ended") this.end(4401, "Session has ended; sign in again.");
     return status;
   }

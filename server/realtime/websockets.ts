@@ -215,9 +215,11 @@ export function createRealtime(options: RealtimeOptions): Realtime {
           const closed = server.opened(
             {
               protocol: ws.protocol,
+              // A message for a socket already closing is dropped (the client is gone).
               send: (data) =>
                 new Promise<void>((resolve, reject) => {
-                  ws.send(data, (error) => (error ? reject(error) : resolve()));
+                  if (ws.readyState !== ws.OPEN) return resolve();
+                  ws.send(data, (error) => (error && ws.readyState === ws.OPEN ? reject(error) : resolve()));
                 }),
               close: (code, reason) => closeSocket(ws, code ?? 1000, reason ?? ""),
               onMessage: (cb) =>

@@ -54,6 +54,19 @@ export interface Config {
   workerConcurrency: number;
   /** Mail: links, transport, sender (see mailConfig). */
   mail: MailConfig;
+  /** GraphQL subscriptions over websockets (server/realtime/). */
+  realtime: RealtimeConfig;
+}
+
+export interface RealtimeConfig {
+  /** Subscriptions one websocket may hold at once; the next one is refused. */
+  maxSubscriptionsPerConnection: number;
+  /** Websockets one user (or API key) may hold open at once in this process. */
+  maxConnectionsPerUser: number;
+  /** Websockets this process holds at once, authenticated or not (upgrades past it get 503). */
+  maxConnections: number;
+  /** Milliseconds between keep-alive pings; a socket that misses a pong is closed. */
+  keepaliveMs: number;
 }
 
 export interface MailConfig {
@@ -211,6 +224,24 @@ export function loadConfig(env: Env = process.env): Config {
     workerInProcess: read(env, "WORKER") !== "off",
     workerConcurrency: integer(env, "WORKER_CONCURRENCY", 4, 1, 100),
     mail: mailConfig(env),
+    realtime: realtimeConfig(env),
+  };
+}
+
+/** The defaults of the realtime limits (tests and benchmarks start from these). */
+export const DEFAULT_REALTIME: RealtimeConfig = {
+  maxSubscriptionsPerConnection: 20,
+  maxConnectionsPerUser: 10,
+  maxConnections: 10_000,
+  keepaliveMs: 12_000,
+};
+
+export function realtimeConfig(env: Env = process.env): RealtimeConfig {
+  return {
+    maxSubscriptionsPerConnection: integer(env, "REALTIME_MAX_SUBSCRIPTIONS_PER_CONNECTION", DEFAULT_REALTIME.maxSubscriptionsPerConnection, 1, 1000),
+    maxConnectionsPerUser: integer(env, "REALTIME_MAX_CONNECTIONS_PER_USER", DEFAULT_REALTIME.maxConnectionsPerUser, 1, 100_000),
+    maxConnections: integer(env, "REALTIME_MAX_CONNECTIONS", DEFAULT_REALTIME.maxConnections, 1, 1_000_000),
+    keepaliveMs: integer(env, "REALTIME_KEEPALIVE_MS", DEFAULT_REALTIME.keepaliveMs, 1000, 600_000),
   };
 }
 

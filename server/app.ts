@@ -25,6 +25,8 @@ import {
   requestContext,
   securityHeaders,
 } from "./http-operations.ts";
+import { createRealtime, type Realtime } from "./realtime/websockets.ts";
+import { DEFAULT_REALTIME, type RealtimeConfig } from "../core/config.ts";
 
 export interface AppOptions {
   ownerUrl: string;
@@ -42,6 +44,10 @@ export interface AppOptions {
   corsOrigins?: string[];
   /** /readyz reports a worker as stale after this many seconds without a heartbeat. */
   workerHeartbeatMaxAgeSeconds?: number;
+  /** Direct URL (not through PgBouncer) for the realtime LISTEN connection; default ownerUrl. */
+  listenUrl?: string;
+  /** Realtime limits (default DEFAULT_REALTIME). */
+  realtime?: Partial<RealtimeConfig>;
 }
 
 export interface App {
@@ -51,6 +57,7 @@ export interface App {
   authPool: pg.Pool;
   metrics: Metrics;
   logger: Logger;
+  realtime: Realtime;
   close(): Promise<void>;
 }
 
@@ -75,8 +82,17 @@ export async function createApp(options: AppOptions): Promise<App> {
     workerHeartbeatMaxAgeSeconds: options.workerHeartbeatMaxAgeSeconds ?? 120,
   });
 
+  const realtime = createRealtime({
+    listenUrl: options.listenUrl ?? options.ownerUrl,
+    authPool,
+    ownerPool,
+    jwt: options.jwt,
+    limits: { ...DEFAULT_REALTIME, ...options.realtime },
+    maxMessageBytes: limits.maxBodyBytes,
+    logger,
+  });
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime })],
     plugins: [operationsPlugin({ limits, metrics })],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });
@@ -108,7 +124,9 @@ export async function createApp(options: AppOptions): Promise<App> {
   app.use("/graphql", authMiddleware(options.jwt, ownerPool));
 
   const httpServer = createServer(app);
-  await serv.addTo(app, httpServer);
+  // Websockets are served by server/realtime (token in connection_init), not grafserv's default.
+  await serv.addTo(app, httpServer, false);
+  realtime.attach(serv, httpServer);
   app.use(bodyErrors(limits, logger));
 
   let closed = false;
@@ -119,6 +137,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     authPool,
     metrics,
     logger,
+    realtime,
     async close() {
       if (closed) return;
       closed = true;
@@ -126,11 +145,14 @@ export async function createApp(options: AppOptions): Promise<App> {
       // connections as soon as they fall idle (a client reusing one would otherwise hold the
       // server open until the shutdown deadline).
       draining = true;
+      // Websockets first: they would hold httpServer.close() open until the deadline.
+      const sockets = realtime.close();
       const sweep = setInterval(() => httpServer.closeIdleConnections?.(), 100);
       await new Promise<void>((resolve) => {
         httpServer.close(() => resolve());
         httpServer.closeIdleConnections?.();
       }).finally(() => clearInterval(sweep));
+      await sockets;
       await serv.release(); // also releases pgl
       await Promise.all([authPool.end(), ownerPool.end()]);
     },

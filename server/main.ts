@@ -70,6 +70,9 @@ async function main() {
     },
     corsOrigins: config.corsOrigins,
     workerHeartbeatMaxAgeSeconds: config.workerHeartbeatMaxAgeSeconds,
+    // LISTEN for subscriptions: DIRECT_DATABASE_URL when DATABASE_URL goes through PgBouncer.
+    listenUrl: database.ownerUrl,
+    realtime: config.realtime,
   });
   // Jobs run in this process unless WORKER=off (then run `npm run worker` separately).
   const worker =

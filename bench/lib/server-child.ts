@@ -3,6 +3,7 @@
 import type { AddressInfo } from "node:net";
 import { createApp } from "../../server/app.ts";
 import { BENCH_JWT } from "./server.ts";
+import { realtimeConfig } from "../../core/config.ts";
 
 const app = await createApp({
   ownerUrl: process.env.BENCH_OWNER_URL!,
@@ -10,6 +11,7 @@ const app = await createApp({
   jwt: BENCH_JWT,
   graphiql: false,
   authPoolSize: Number(process.env.BENCH_POOL_SIZE ?? 16),
+  realtime: realtimeConfig(process.env),
 });
 await new Promise<void>((resolve) => app.httpServer.listen(0, "127.0.0.1", resolve));
 process.send!({ port: (app.httpServer.address() as AddressInfo).port });

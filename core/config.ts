@@ -54,6 +54,24 @@ export interface Config {
   workerConcurrency: number;
   /** Mail: links, transport, sender (see mailConfig). */
   mail: MailConfig;
+  /** Security limits (issue 11): no tenant can hurt another through shared CPU, memory or pool. */
+  security: SecurityLimits;
+}
+
+export interface SecurityLimits {
+  /** Estimated values one operation may return (fields times page sizes). */
+  graphqlMaxCost: number;
+  /** Root mutation fields per request (aliases count). */
+  graphqlMaxMutations: number;
+  graphqlDefaultPageSize: number;
+  graphqlMaxPageSize: number;
+  /** statement_timeout / idle_in_transaction_session_timeout of request transactions. */
+  graphqlStatementTimeoutMs: number;
+  graphqlIdleInTransactionTimeoutMs: number;
+  promptSearchMinLength: number;
+  promptSearchMaxLength: number;
+  /** How often each worker unlocks the jobs of workers that died holding them. */
+  workerUnlockIntervalSeconds: number;
 }
 
 export interface MailConfig {
@@ -211,6 +229,36 @@ export function loadConfig(env: Env = process.env): Config {
     workerInProcess: read(env, "WORKER") !== "off",
     workerConcurrency: integer(env, "WORKER_CONCURRENCY", 4, 1, 100),
     mail: mailConfig(env),
+    security: securityLimits(env),
+  };
+}
+
+/** Issue 11's limits, each with its one default (README, "Security limits"). */
+export function securityLimits(env: Env = process.env): SecurityLimits {
+  const graphqlDefaultPageSize = integer(env, "GRAPHQL_DEFAULT_PAGE_SIZE", 50, 1, 10_000);
+  const graphqlMaxPageSize = integer(env, "GRAPHQL_MAX_PAGE_SIZE", 200, 1, 10_000);
+  if (graphqlDefaultPageSize > graphqlMaxPageSize) {
+    throw new ConfigError(
+      `GRAPHQL_DEFAULT_PAGE_SIZE (${graphqlDefaultPageSize}) must not exceed GRAPHQL_MAX_PAGE_SIZE (${graphqlMaxPageSize})`,
+    );
+  }
+  const promptSearchMinLength = integer(env, "PROMPT_SEARCH_MIN_LENGTH", 3, 1, 1000);
+  const promptSearchMaxLength = integer(env, "PROMPT_SEARCH_MAX_LENGTH", 200, 1, 10_000);
+  if (promptSearchMinLength > promptSearchMaxLength) {
+    throw new ConfigError(
+      `PROMPT_SEARCH_MIN_LENGTH (${promptSearchMinLength}) must not exceed PROMPT_SEARCH_MAX_LENGTH (${promptSearchMaxLength})`,
+    );
+  }
+  return {
+    graphqlMaxCost: integer(env, "GRAPHQL_MAX_COST", 20_000, 100, 10_000_000),
+    graphqlMaxMutations: integer(env, "GRAPHQL_MAX_MUTATIONS", 10, 1, 1000),
+    graphqlDefaultPageSize,
+    graphqlMaxPageSize,
+    graphqlStatementTimeoutMs: integer(env, "GRAPHQL_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000),
+    graphqlIdleInTransactionTimeoutMs: integer(env, "GRAPHQL_IDLE_IN_TRANSACTION_TIMEOUT_MS", 15_000, 100, 3_600_000),
+    promptSearchMinLength,
+    promptSearchMaxLength,
+    workerUnlockIntervalSeconds: integer(env, "WORKER_UNLOCK_INTERVAL_SECONDS", 15, 1, 3600),
   };
 }
 

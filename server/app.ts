@@ -15,6 +15,7 @@ import { rootLogger, type Logger } from "../core/logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { makeReadiness } from "./health.ts";
 import { DEFAULT_LIMITS, type GraphQLLimits } from "./graphql-limits.ts";
+import { cancelOnDisconnect } from "./query-cancel.ts";
 import {
   bodyErrors,
   corsFor,
@@ -34,7 +35,7 @@ export interface AppOptions {
   stripe?: StripeConfig;
   /** Default: the process logger (LOG_LEVEL, LOG_FILE). */
   logger?: Logger;
-  /** Depth, node count, body size, introspection (defaults: DEFAULT_LIMITS). */
+  /** Depth, node count, cost, mutations, body size, introspection, page sizes, timeouts (defaults: DEFAULT_LIMITS). */
   limits?: Partial<GraphQLLimits>;
   /** Origins allowed to call /graphql from a browser (CORS); default none. */
   corsOrigins?: string[];
@@ -74,7 +75,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   });
 
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, limits })],
     plugins: [operationsPlugin({ limits, metrics })],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });
@@ -103,6 +104,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   app.use("/graphql", corsFor(options.corsOrigins ?? []));
   app.use("/graphql", ...graphqlBody(limits));
   app.use("/graphql", authMiddleware(options.jwt, ownerPool));
+  app.use("/graphql", cancelOnDisconnect(authPool, logger));
 
   const httpServer = createServer(app);
   await serv.addTo(app, httpServer);

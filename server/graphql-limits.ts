@@ -305,8 +305,7 @@ export function limitsRule(partial: Partial<RuleLimits>): ValidationRule {
                 "TOO_MANY_PASSWORD_MUTATIONS",
                 operation,
               );
-            }
-            if (counted.all > limits.maxMutations) {
+            } else if (counted.all > limits.maxMutations) {
               report(
                 `${name} runs ${counted.all} mutations; at most ${limits.maxMutations} may run in one request.`,
                 "TOO_MANY_MUTATIONS",

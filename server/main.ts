@@ -88,6 +88,7 @@ async function main() {
           concurrency: config.workerConcurrency,
           operations: operationsContextFrom(config, database.ownerUrl, database.rootUrl),
           extraCrontab: operationsCrontab(config),
+          unlockIntervalSeconds: config.security.workerUnlockIntervalSeconds,
         });
   await new Promise<void>((resolve, reject) => {
     app.httpServer.once("error", reject);

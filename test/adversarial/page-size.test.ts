@@ -20,7 +20,7 @@ beforeAll(async () => {
   server = await startServer(db); // defaults: page 50, at most 200, cost 20,000
   attacker = await createUser(db, "Attacker");
   orgId = (await createOrganization(db, attacker, "Big Org")).id;
-  await seedGenerations(db, orgId, 1000);
+  await seedGenerations(db, orgId, 5000);
   auth = { authorization: `Bearer ${tokenFor(attacker)}` };
 });
 afterAll(async () => {
@@ -109,7 +109,8 @@ test("nested connections multiply: organizations × members within the default c
 test("another tenant is still served while 30-alias list documents are sent again and again", async () => {
   const victim = await createUser(db, "Victim");
   await createOrganization(db, victim, "Victim Org");
-  const query = aliases(30, "(first: 200)");
+  // The reported attack: no `first`, so (before the default page size) every row, 30 times.
+  const query = aliases(30, "");
   const report = await measureOtherTenantServed({
     url: server.url,
     victimToken: tokenFor(victim),

@@ -5,6 +5,7 @@
 // statement timeout (QUERY_TIMEOUT), and a client that hangs up has its query cancelled.
 
 import http from "node:http";
+import { createHash } from "node:crypto";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { createOrganization, createUser, type TestUser } from "../helpers/fixtures.ts";
 import { tokenFor } from "../helpers/server.ts";
@@ -34,8 +35,15 @@ afterAll(async () => {
 const search = `query S($org: UUID!, $q: String!) {
   organization(id: $org) { generations(first: 10, condition: { promptSearch: $q }) { nodes { id } } }
 }`;
-/** A pattern unlike every seeded prompt: the trigram match has to look at every row. */
-const pattern = (length: number) => "zq".repeat(Math.ceil(length / 2)).slice(0, length);
+/**
+ * Words like the seeded prompts' (md5 hex): thousands of distinct trigrams, each matching many
+ * rows, so the index hands every candidate row to the similarity check (rows × pattern length).
+ */
+function pattern(length: number): string {
+  let text = "";
+  for (let i = 0; text.length < length; i++) text += createHash("md5").update(String(i)).digest("hex") + " ";
+  return text.slice(0, length);
+}
 
 test("search input out of bounds is refused with INVALID_SEARCH before any SQL runs", async () => {
   for (const q of [pattern(4000), pattern(84_000), pattern(201), "ab", "  a  "]) {

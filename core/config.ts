@@ -56,6 +56,8 @@ export interface Config {
   mail: MailConfig;
   /** GraphQL subscriptions over websockets (server/realtime/). */
   realtime: RealtimeConfig;
+  /** Security limits (issue 11): no tenant can hurt another through shared CPU, memory or pool. */
+  security: SecurityLimits;
 }
 
 export interface RealtimeConfig {
@@ -67,6 +69,22 @@ export interface RealtimeConfig {
   maxConnections: number;
   /** Milliseconds between keep-alive pings; a socket that misses a pong is closed. */
   keepaliveMs: number;
+}
+
+export interface SecurityLimits {
+  /** Estimated values one operation may return (fields times page sizes). */
+  graphqlMaxCost: number;
+  /** Root mutation fields per request (aliases count). */
+  graphqlMaxMutations: number;
+  graphqlDefaultPageSize: number;
+  graphqlMaxPageSize: number;
+  /** statement_timeout / idle_in_transaction_session_timeout of request transactions. */
+  graphqlStatementTimeoutMs: number;
+  graphqlIdleInTransactionTimeoutMs: number;
+  promptSearchMinLength: number;
+  promptSearchMaxLength: number;
+  /** How often each worker unlocks the jobs of workers that died holding them. */
+  workerUnlockIntervalSeconds: number;
 }
 
 export interface MailConfig {
@@ -225,6 +243,7 @@ export function loadConfig(env: Env = process.env): Config {
     workerConcurrency: integer(env, "WORKER_CONCURRENCY", 4, 1, 100),
     mail: mailConfig(env),
     realtime: realtimeConfig(env),
+    security: securityLimits(env),
   };
 }
 
@@ -242,6 +261,35 @@ export function realtimeConfig(env: Env = process.env): RealtimeConfig {
     maxConnectionsPerUser: integer(env, "REALTIME_MAX_CONNECTIONS_PER_USER", DEFAULT_REALTIME.maxConnectionsPerUser, 1, 100_000),
     maxConnections: integer(env, "REALTIME_MAX_CONNECTIONS", DEFAULT_REALTIME.maxConnections, 1, 1_000_000),
     keepaliveMs: integer(env, "REALTIME_KEEPALIVE_MS", DEFAULT_REALTIME.keepaliveMs, 1000, 600_000),
+  };
+}
+
+/** Issue 11's limits, each with its one default (README, "Security limits"). */
+export function securityLimits(env: Env = process.env): SecurityLimits {
+  const graphqlDefaultPageSize = integer(env, "GRAPHQL_DEFAULT_PAGE_SIZE", 50, 1, 10_000);
+  const graphqlMaxPageSize = integer(env, "GRAPHQL_MAX_PAGE_SIZE", 200, 1, 10_000);
+  if (graphqlDefaultPageSize > graphqlMaxPageSize) {
+    throw new ConfigError(
+      `GRAPHQL_DEFAULT_PAGE_SIZE (${graphqlDefaultPageSize}) must not exceed GRAPHQL_MAX_PAGE_SIZE (${graphqlMaxPageSize})`,
+    );
+  }
+  const promptSearchMinLength = integer(env, "PROMPT_SEARCH_MIN_LENGTH", 3, 1, 1000);
+  const promptSearchMaxLength = integer(env, "PROMPT_SEARCH_MAX_LENGTH", 200, 1, 10_000);
+  if (promptSearchMinLength > promptSearchMaxLength) {
+    throw new ConfigError(
+      `PROMPT_SEARCH_MIN_LENGTH (${promptSearchMinLength}) must not exceed PROMPT_SEARCH_MAX_LENGTH (${promptSearchMaxLength})`,
+    );
+  }
+  return {
+    graphqlMaxCost: integer(env, "GRAPHQL_MAX_COST", 20_000, 100, 10_000_000),
+    graphqlMaxMutations: integer(env, "GRAPHQL_MAX_MUTATIONS", 10, 1, 1000),
+    graphqlDefaultPageSize,
+    graphqlMaxPageSize,
+    graphqlStatementTimeoutMs: integer(env, "GRAPHQL_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000),
+    graphqlIdleInTransactionTimeoutMs: integer(env, "GRAPHQL_IDLE_IN_TRANSACTION_TIMEOUT_MS", 15_000, 100, 3_600_000),
+    promptSearchMinLength,
+    promptSearchMaxLength,
+    workerUnlockIntervalSeconds: integer(env, "WORKER_UNLOCK_INTERVAL_SECONDS", 15, 1, 3600),
   };
 }
 

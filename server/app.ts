@@ -17,6 +17,7 @@ import { rootLogger, type Logger } from "../core/logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { makeReadiness } from "./health.ts";
 import { DEFAULT_LIMITS, type GraphQLLimits } from "./graphql-limits.ts";
+import { cancelOnDisconnect } from "./query-cancel.ts";
 import {
   bodyErrors,
   corsFor,
@@ -38,7 +39,7 @@ export interface AppOptions {
   stripe?: StripeConfig;
   /** Default: the process logger (LOG_LEVEL, LOG_FILE). */
   logger?: Logger;
-  /** Depth, node count, body size, introspection (defaults: DEFAULT_LIMITS). */
+  /** Depth, node count, cost, mutations, body size, introspection, page sizes, timeouts (defaults: DEFAULT_LIMITS). */
   limits?: Partial<GraphQLLimits>;
   /** Origins allowed to call /graphql from a browser (CORS); default none. */
   corsOrigins?: string[];
@@ -92,7 +93,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     logger,
   });
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits })],
     plugins: [operationsPlugin({ limits, metrics })],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });
@@ -122,6 +123,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   app.use("/graphql", corsFor(options.corsOrigins ?? []));
   app.use("/graphql", ...graphqlBody(limits));
   app.use("/graphql", authMiddleware(options.jwt, ownerPool));
+  app.use("/graphql", cancelOnDisconnect(authPool, logger));
 
   const httpServer = createServer(app);
   // Websockets are served by server/realtime (token in connection_init), not grafserv's default.

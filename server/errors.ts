@@ -23,6 +23,12 @@ const BAD_INPUT_SQLSTATES = new Set([
   "22P05", // untranslatable_character
 ]);
 
+/**
+ * query_canceled: the request roles' statement_timeout passed (or the query was cancelled because
+ * its client hung up, when nobody is left to read the answer).
+ */
+const QUERY_CANCELED_SQLSTATE = "57014";
+
 interface PgErrorLike {
   code?: unknown;
   detail?: unknown;
@@ -53,6 +59,15 @@ export function maskError(error: GraphQLError): GraphQLError {
       positions: error.positions,
       path: error.path,
       extensions: { code: "INVALID_INPUT" },
+    });
+  }
+  if (original && original.code === QUERY_CANCELED_SQLSTATE) {
+    return new GraphQLError("The query took too long and was cancelled; ask for less (smaller pages, narrower filters).", {
+      nodes: error.nodes,
+      source: error.source,
+      positions: error.positions,
+      path: error.path,
+      extensions: { code: "QUERY_TIMEOUT" },
     });
   }
   return defaultMaskError(error);

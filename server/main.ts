@@ -67,6 +67,14 @@ async function main() {
       maxNodes: config.graphqlMaxNodes,
       maxBodyBytes: config.graphqlMaxBodyBytes,
       introspection: config.introspection,
+      maxCost: config.security.graphqlMaxCost,
+      maxMutations: config.security.graphqlMaxMutations,
+      defaultPageSize: config.security.graphqlDefaultPageSize,
+      maxPageSize: config.security.graphqlMaxPageSize,
+      statementTimeoutMs: config.security.graphqlStatementTimeoutMs,
+      idleInTransactionTimeoutMs: config.security.graphqlIdleInTransactionTimeoutMs,
+      promptSearchMinLength: config.security.promptSearchMinLength,
+      promptSearchMaxLength: config.security.promptSearchMaxLength,
     },
     corsOrigins: config.corsOrigins,
     workerHeartbeatMaxAgeSeconds: config.workerHeartbeatMaxAgeSeconds,
@@ -83,6 +91,7 @@ async function main() {
           concurrency: config.workerConcurrency,
           operations: operationsContextFrom(config, database.ownerUrl, database.rootUrl),
           extraCrontab: operationsCrontab(config),
+          unlockIntervalSeconds: config.security.workerUnlockIntervalSeconds,
         });
   await new Promise<void>((resolve, reject) => {
     app.httpServer.once("error", reject);

@@ -6,7 +6,8 @@ import { makePgService } from "postgraphile/adaptors/pg";
 import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
 import { FlattenPayloadPlugin } from "./plugins/flatten-payload.ts";
-import { GenerationConditionsPlugins } from "./plugins/generation-conditions.ts";
+import { makeGenerationConditionsPlugins, type PromptSearchLimits } from "./plugins/generation-conditions.ts";
+import { makePageSizePlugin, type PageSizes } from "./plugins/page-size.ts";
 import { StrictDatetimePlugin } from "./plugins/strict-datetime.ts";
 import { maskError } from "./errors.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
@@ -24,6 +25,22 @@ export interface PresetOptions {
   stripe?: StripeConfig;
   /** Serves the subscriptions over websockets (server/realtime/); without it they are in the schema only. */
   realtime?: Realtime;
+  /** Page sizes, prompt search bounds and the request roles' timeouts (server/graphql-limits.ts). */
+  limits: PageSizes & PromptSearchLimits & RequestTimeouts;
+}
+
+export interface RequestTimeouts {
+  statementTimeoutMs: number;
+  idleInTransactionTimeoutMs: number;
+}
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** application_name of this request's transactions: how a disconnect finds its query. */
+      pgApplicationName?: string;
+    }
+  }
 }
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
@@ -33,7 +50,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       IdAsUuidPlugin,
       FlattenPayloadPlugin,
       StrictDatetimePlugin,
-      ...GenerationConditionsPlugins,
+      makePageSizePlugin(options.limits),
+      ...makeGenerationConditionsPlugins(options.limits),
       makeBillingPlugin({ pool: options.authPool, config: options.stripe }),
       RealtimePlugin,
     ],
@@ -69,9 +87,26 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     grafast: {
       explain: false,
       context(requestContext) {
-        if (requestContext.ws && options.realtime) return options.realtime.contextFor(requestContext.ws);
+        // Every transaction of a request or of a subscription's event runs under the request
+        // roles' timeouts (transaction-local, so they hold behind PgBouncer too).
+        const timeouts = {
+          statement_timeout: String(options.limits.statementTimeoutMs),
+          idle_in_transaction_session_timeout: String(options.limits.idleInTransactionTimeoutMs),
+        };
+        if (requestContext.ws && options.realtime) {
+          const context = options.realtime.contextFor(requestContext.ws);
+          return { ...context, pgSettings: { ...context.pgSettings, ...timeouts } };
+        }
         const req = requestContext.expressv4?.req;
-        return { pgSettings: pgSettingsFor(req?.identity) };
+        // Named, so that server/query-cancel.ts can find and cancel its statement when the client
+        // hangs up.
+        return {
+          pgSettings: {
+            ...pgSettingsFor(req?.identity),
+            ...timeouts,
+            ...(req?.pgApplicationName ? { application_name: req.pgApplicationName } : {}),
+          },
+        };
       },
     },
   };

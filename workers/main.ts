@@ -23,6 +23,7 @@ async function main() {
     concurrency: config.workerConcurrency,
     operations: operationsContextFrom(config, ownerUrl, database.rootUrl),
     extraCrontab: operationsCrontab(config),
+    unlockIntervalSeconds: config.security.workerUnlockIntervalSeconds,
   });
   console.log("[worker] running");
   // Running jobs finish (graphile-worker's stop waits for them) unless SHUTDOWN_TIMEOUT_MS passes.

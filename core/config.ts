@@ -52,6 +52,11 @@ export interface Config {
   /** WORKER=off: this process serves the API only (run `npm run worker` elsewhere). */
   workerInProcess: boolean;
   workerConcurrency: number;
+  /**
+   * How long a starting process waits for another one to finish creating the roles and database
+   * and migrating (servers and workers started together: one does it, the others wait).
+   */
+  startupLockTimeoutMs: number;
   /** Mail: links, transport, sender (see mailConfig). */
   mail: MailConfig;
 }
@@ -210,6 +215,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...operationsConfig(env, isProduction),
     workerInProcess: read(env, "WORKER") !== "off",
     workerConcurrency: integer(env, "WORKER_CONCURRENCY", 4, 1, 100),
+    startupLockTimeoutMs: integer(env, "STARTUP_LOCK_TIMEOUT_MS", 120_000, 100, 3_600_000),
     mail: mailConfig(env),
   };
 }

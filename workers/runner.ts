@@ -43,7 +43,17 @@ export async function startWorker(options: WorkerOptions): Promise<Runner> {
       // Completions and failures go through graphile-worker's batcher, which a graceful stop
       // flushes. Without it (0.18's default) a job that finishes during stop() is not marked done
       // before the pool closes: it stays locked and runs again hours later.
-      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      //
+      // The local queue fetches (and locks) up to concurrency + 1 jobs in one query instead of one
+      // query per job: under a burst (Stripe events) that query was a large share of the work. A
+      // worker that dies with jobs in its local queue has them freed by workers/liveness.ts.
+      preset: {
+        worker: {
+          completeJobBatchDelay: 0,
+          failJobBatchDelay: 0,
+          localQueue: { size: (options.concurrency ?? 4) + 1 },
+        },
+      },
       connectionString: options.ownerUrl,
       concurrency: options.concurrency ?? 4,
       noHandleSignals: true,

@@ -15,7 +15,8 @@
 // same idempotency key, as a load balancer's client would.
 //
 // Then every invariant: ledger = balances, counters = recomputed, each Stripe grant once, each
-// event applied by exactly one committed run, each invitation mailed once, no job left locked.
+// event applied by exactly one committed run (or, for the dead worker's jobs, applied again with
+// no effect), each invitation mailed once, no job left locked.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -276,7 +277,10 @@ test("a mixed load through every process, one server and one worker killed in th
   const victimWorker = holders[0];
   const survivor = workers().find((w) => w !== victimWorker)!;
   const { rows: heldRows } = await root.query(
-    "select count(*)::int as n from graphile_worker.jobs where locked_by = any($1)", [[...poolsOf(victimWorker)]]);
+    "select count(*)::int as n, coalesce(array_agg(key), '{}') as keys from graphile_worker.jobs where locked_by = any($1)", [[...poolsOf(victimWorker)]]);
+  // Stripe jobs are keyed by event id: the events the killed worker held (it may have applied
+  // one just before dying, so another worker applies it again: the grant must still be once).
+  const heldEvents = new Set<string>(heldRows[0].keys);
 
   const wave2 = Array.from({ length: 30 }, (_, i) => reserve(30 + i));
   await sleep(30);
@@ -335,8 +339,11 @@ test("a mixed load through every process, one server and one worker killed in th
   const { rows: grants } = await root.query(
     "select count(*)::int as n, sum(amount)::int as credits from app_public.credit_ledger where organization_id = $1 and source = 'purchase'", [buying]);
   expect(grants[0]).toEqual({ n: events.length, credits: events.length * 500 });
-  const { rows: runs } = await root.query("select attempts, outcome, count(*)::int as n from app_private.stripe_events group by 1, 2");
-  expect(runs).toEqual([{ attempts: 1, outcome: "applied", n: events.length }]);
+  const { rows: runs } = await root.query("select id, attempts, outcome from app_private.stripe_events");
+  expect(runs.filter((r) => r.outcome !== "applied")).toEqual([]);
+  // Applied by one committed run each, except those the killed worker held, which may have
+  // committed just before it died and then run again (every task is safe to run twice).
+  expect(runs.filter((r) => r.attempts !== 1 && !heldEvents.has(r.id))).toEqual([]);
   // Racing organization: what was captured is spent, the rest is back.
   const { rows: racingAccount } = await root.query("select available::int, reserved::int from app_public.credit_accounts where organization_id = $1", [racing]);
   const captured = Math.ceil(reserved.length / 2) * amount;

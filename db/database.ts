@@ -90,7 +90,9 @@ export async function prepareDatabase(config: Config, log: (line: string) => voi
       { timeoutMs: config.startupLockTimeoutMs, log },
       async () => {
         await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
-        if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, { warn: (_fields, message) => log(message) });
+        if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, {
+          warn: (fields, message) => log(`${message} (${(fields as { error?: string }).error ?? "unknown reason"})`),
+        });
       },
     );
   } catch (error) {

@@ -52,6 +52,11 @@ export interface Config {
   /** WORKER=off: this process serves the API only (run `npm run worker` elsewhere). */
   workerInProcess: boolean;
   workerConcurrency: number;
+  /**
+   * How long a starting process waits for another one to finish creating the roles and database
+   * and migrating (servers and workers started together: one does it, the others wait).
+   */
+  startupLockTimeoutMs: number;
   /** Mail: links, transport, sender (see mailConfig). */
   mail: MailConfig;
   /** GraphQL subscriptions over websockets (server/realtime/). */
@@ -241,6 +246,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...operationsConfig(env, isProduction),
     workerInProcess: read(env, "WORKER") !== "off",
     workerConcurrency: integer(env, "WORKER_CONCURRENCY", 4, 1, 100),
+    startupLockTimeoutMs: integer(env, "STARTUP_LOCK_TIMEOUT_MS", 120_000, 100, 3_600_000),
     mail: mailConfig(env),
     realtime: realtimeConfig(env),
     security: securityLimits(env),
@@ -289,7 +295,7 @@ export function securityLimits(env: Env = process.env): SecurityLimits {
     graphqlIdleInTransactionTimeoutMs: integer(env, "GRAPHQL_IDLE_IN_TRANSACTION_TIMEOUT_MS", 15_000, 100, 3_600_000),
     promptSearchMinLength,
     promptSearchMaxLength,
-    workerUnlockIntervalSeconds: integer(env, "WORKER_UNLOCK_INTERVAL_SECONDS", 15, 1, 3600),
+    workerUnlockIntervalSeconds: integer(env, "WORKER_UNLOCK_INTERVAL_SECONDS", 5, 1, 3600),
   };
 }
 

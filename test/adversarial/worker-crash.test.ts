@@ -1,7 +1,7 @@
 // Finding 7: a worker killed mid-job left the job locked for about four hours (graphile-worker
 // reclaims a lock only when it is that old), so a paid checkout stayed uncredited. Now every
 // runner unlocks, at start-up and every few seconds, the jobs of workers whose process is gone
-// (workers/dead-workers.ts). Proven with real processes: kill -9 a worker while its job waits on
+// (workers/liveness.ts). Proven with real processes: kill -9 a worker while its job waits on
 // a row lock, start another, and the job completes exactly once within a minute.
 
 import { spawn, type ChildProcess } from "node:child_process";

@@ -12,7 +12,7 @@ test("defaults", () => {
     graphqlIdleInTransactionTimeoutMs: 15_000,
     promptSearchMinLength: 3,
     promptSearchMaxLength: 200,
-    workerUnlockIntervalSeconds: 15,
+    workerUnlockIntervalSeconds: 5,
   });
 });
 

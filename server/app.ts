@@ -12,6 +12,8 @@ import { authMiddleware, type JwtSettings } from "./auth.ts";
 import { makePreset } from "./preset.ts";
 import { mountStripeWebhook, type StripeConfig } from "./webhooks/stripe.ts";
 import { rootLogger, type Logger } from "../core/logger.ts";
+import { accountsConfig, type AccountsConfig } from "../core/config.ts";
+import { writeAccountSettings } from "../db/account-settings.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { makeReadiness } from "./health.ts";
 import { DEFAULT_LIMITS, type GraphQLLimits } from "./graphql-limits.ts";
@@ -40,6 +42,8 @@ export interface AppOptions {
   corsOrigins?: string[];
   /** /readyz reports a worker as stale after this many seconds without a heartbeat. */
   workerHeartbeatMaxAgeSeconds?: number;
+  /** Account settings (token lifetimes, idle expiry, attempt limits, TRUST_PROXY); default: from the environment. */
+  accounts?: AccountsConfig;
 }
 
 export interface App {
@@ -73,6 +77,9 @@ export async function createApp(options: AppOptions): Promise<App> {
     workerHeartbeatMaxAgeSeconds: options.workerHeartbeatMaxAgeSeconds ?? 120,
   });
 
+  const accounts = options.accounts ?? accountsConfig();
+  await writeAccountSettings(ownerPool, accounts);
+
   const pgl = postgraphile({
     extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe })],
     plugins: [operationsPlugin({ limits, metrics })],
@@ -82,6 +89,8 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   const app = express();
   app.disable("x-powered-by");
+  // Which X-Forwarded-For entries to believe (req.ip): none unless TRUST_PROXY says so.
+  app.set("trust proxy", accounts.trustProxy);
   let draining = false;
   app.use((_req, res, next) => {
     if (draining) res.setHeader("Connection", "close");

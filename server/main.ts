@@ -70,6 +70,7 @@ async function main() {
     },
     corsOrigins: config.corsOrigins,
     workerHeartbeatMaxAgeSeconds: config.workerHeartbeatMaxAgeSeconds,
+    accounts: config.accounts,
   });
   // Jobs run in this process unless WORKER=off (then run `npm run worker` separately).
   const worker =

@@ -10,6 +10,8 @@ import { GenerationConditionsPlugins } from "./plugins/generation-conditions.ts"
 import { maskError } from "./errors.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
+import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
+import { clientSettings } from "./client-origin.ts";
 import type { StripeConfig } from "../core/stripe-config.ts";
 
 export interface PresetOptions {
@@ -24,7 +26,7 @@ export interface PresetOptions {
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
-    plugins: [IdAsUuidPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
+    plugins: [IdAsUuidPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe }), makeAttemptLimitsPlugin(options.authPool)],
     pgServices: [
       makePgService({
         pool: options.authPool,
@@ -53,7 +55,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       explain: false,
       context(requestContext) {
         const req = requestContext.expressv4?.req;
-        return { pgSettings: pgSettingsFor(req?.identity) };
+        // the caller's identity, plus where the request came from (attempt limits, sessions)
+        return { pgSettings: { ...pgSettingsFor(req?.identity), ...clientSettings(req) } };
       },
     },
   };

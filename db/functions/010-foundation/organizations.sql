@@ -41,6 +41,8 @@ begin
   if app_public.current_user_id() is null then
     perform app_hidden.raise_error('NOT_AUTHENTICATED', 'Sign in first.');
   end if;
+  -- open to unverified users unless VERIFIED_EMAIL_REQUIRED_FOR names organizations
+  perform app_hidden.require_verified_email('organizations');
   if create_organization.name is null or length(btrim(create_organization.name)) not between 1 and 100 then
     perform app_hidden.raise_error('INVALID_NAME', 'Organization name must be 1 to 100 characters.');
   end if;

@@ -13,7 +13,7 @@ grant execute on function
   app_public.users_email_verified(app_public.users)
 to app_anonymous, app_user;
 
--- Signed-in users only.
+-- Signed-in users (anonymous callers may call them too, to be told NOT_AUTHENTICATED).
 grant execute on function
   app_public.resend_verification_email(),
   app_public.change_password(text, text),
@@ -22,4 +22,4 @@ grant execute on function
   app_public.my_sessions(),
   app_public.revoke_session(uuid),
   app_public.revoke_other_sessions()
-to app_user;
+to app_anonymous, app_user;

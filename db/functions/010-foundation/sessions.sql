@@ -76,7 +76,7 @@ begin
 end;
 $$;
 comment on function app_public.my_sessions() is
-  E'@behavior -connection +list\nYour signed-in sessions (devices), newest first; `current` marks the one making this request.';
+  E'@behavior -connection +list\n@listSuffix omit\nYour signed-in sessions (devices), newest first; `current` marks the one making this request.';
 
 create or replace function app_public.revoke_session(id uuid) returns boolean
   language plpgsql volatile security definer

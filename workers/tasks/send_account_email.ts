@@ -9,6 +9,7 @@
 //   <APP_URL>/verify-email?token=…     -> verifyEmail(token)  (also confirms an email change)
 //   <APP_URL>/reset-password?token=…   -> resetPassword(token, newPassword)
 
+import { createHash } from "node:crypto";
 import type { Task } from "graphile-worker";
 import { mailConfig, type MailConfig } from "../../core/config.ts";
 import { appLink, escapeHtml, htmlDocument, htmlLink, sendMail, type MailMessage } from "../mail.ts";
@@ -82,11 +83,14 @@ export function emailChangedMessage(oldEmail: string, newEmail: string): MailMes
 
 export const sendAccountEmail: Task = async (payload, helpers) => {
   const { kind, userId, email, oldEmail, newEmail } = (payload ?? {}) as Record<string, unknown>;
-  if (typeof userId !== "string" || !UUID.test(userId)) {
+  const mail = mailConfig();
+  // reset_password is queued by address (forgotPassword does not look it up): the account is
+  // found here, or nothing is sent
+  const byAddress = kind === "reset_password" && userId === undefined && typeof email === "string";
+  if (!byAddress && (typeof userId !== "string" || !UUID.test(userId))) {
     helpers.logger.error(`${SEND_ACCOUNT_EMAIL_TASK}: bad payload, dropped`);
     return;
   }
-  const mail = mailConfig();
   if (kind === "email_changed") {
     if (typeof oldEmail !== "string" || typeof newEmail !== "string") {
       helpers.logger.error(`${SEND_ACCOUNT_EMAIL_TASK}: bad payload, dropped`);
@@ -101,16 +105,20 @@ export const sendAccountEmail: Task = async (payload, helpers) => {
     return;
   }
   const { rows } = await helpers.withPgClient((client) =>
-    client.query<IssuedToken>("select * from app_private.issue_account_token($1, $2, $3)", [
-      kind,
-      userId,
-      typeof email === "string" ? email : null,
-    ]),
+    byAddress
+      ? client.query<IssuedToken & { user_id: string }>("select * from app_private.issue_reset_token($1)", [email])
+      : client.query<IssuedToken>("select * from app_private.issue_account_token($1, $2, $3)", [
+          kind,
+          userId,
+          typeof email === "string" ? email : null,
+        ]),
   );
+  const who = byAddress ? `job ${helpers.job.id}` : `user ${userId}`;
   if (rows.length === 0) {
-    helpers.logger.info(`${SEND_ACCOUNT_EMAIL_TASK}: ${kind as string} for user ${userId}: nothing to send`);
+    helpers.logger.info(`${SEND_ACCOUNT_EMAIL_TASK}: ${kind as string} for ${who}: nothing to send`);
     return;
   }
-  const sent = await sendMail(accountMessage(kind as TokenKind, rows[0], mail), `account-${kind as string}-${userId}`, mail);
-  helpers.logger.info(`${SEND_ACCOUNT_EMAIL_TASK}: ${kind as string} for user ${userId} sent via ${sent.via}`);
+  const tag = byAddress ? createHash("sha256").update(rows[0].email).digest("hex").slice(0, 16) : userId;
+  const sent = await sendMail(accountMessage(kind as TokenKind, rows[0], mail), `account-${kind as string}-${tag}`, mail);
+  helpers.logger.info(`${SEND_ACCOUNT_EMAIL_TASK}: ${kind as string} for ${who} sent via ${sent.via}`);
 };

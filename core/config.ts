@@ -63,6 +63,8 @@ export interface Config {
   realtime: RealtimeConfig;
   /** Security limits (issue 11): no tenant can hurt another through shared CPU, memory or pool. */
   security: SecurityLimits;
+  /** Accounts: tokens, sessions, verification rule, attempt limits, proxies (see accountsConfig). */
+  accounts: AccountsConfig;
 }
 
 export interface RealtimeConfig {
@@ -90,6 +92,43 @@ export interface SecurityLimits {
   promptSearchMaxLength: number;
   /** How often each worker unlocks the jobs of workers that died holding them. */
   workerUnlockIntervalSeconds: number;
+}
+
+/** Features an unverified user may not use (VERIFIED_EMAIL_REQUIRED_FOR). */
+export const VERIFIED_EMAIL_FEATURES = ["invitations", "api_keys", "organizations"] as const;
+
+/** A limit: at most `max` attempts per `seconds`-long window. */
+export interface AttemptLimit {
+  max: number;
+  seconds: number;
+}
+
+/** Limited actions and the scopes each is counted by (email address, client address, user). */
+export const ATTEMPT_LIMIT_DEFAULTS: Record<string, Partial<Record<"email" | "address" | "user", AttemptLimit>>> = {
+  authenticate: { email: { max: 10, seconds: 900 }, address: { max: 50, seconds: 900 } },
+  register: { email: { max: 5, seconds: 3600 }, address: { max: 50, seconds: 3600 } },
+  forgot_password: { email: { max: 5, seconds: 3600 }, address: { max: 20, seconds: 3600 } },
+  verify_email: { email: { max: 10, seconds: 3600 }, address: { max: 50, seconds: 3600 } },
+  reset_password: { address: { max: 20, seconds: 3600 } },
+  resend_verification_email: { user: { max: 5, seconds: 3600 } },
+  change_email: { user: { max: 5, seconds: 3600 } },
+  password_check: { user: { max: 10, seconds: 900 } },
+};
+
+export interface AccountsConfig {
+  verificationTokenTtlSeconds: number;
+  resetTokenTtlSeconds: number;
+  emailChangeTokenTtlSeconds: number;
+  sessionIdleTimeoutSeconds: number;
+  sessionLifetimeSeconds: number;
+  verifiedEmailRequiredFor: string[];
+  /** action -> scope -> limit (ATTEMPT_LIMIT_DEFAULTS with RATE_LIMIT_<ACTION>_<SCOPE> applied). */
+  attemptLimits: Record<string, Record<string, AttemptLimit>>;
+  /**
+   * Express's "trust proxy": false (the socket's address is the client), a number of proxy hops,
+   * or a list of trusted proxy addresses/subnets. Only then does X-Forwarded-For name the client.
+   */
+  trustProxy: boolean | number | string[];
 }
 
 export interface MailConfig {
@@ -250,6 +289,7 @@ export function loadConfig(env: Env = process.env): Config {
     mail: mailConfig(env),
     realtime: realtimeConfig(env),
     security: securityLimits(env),
+    accounts: accountsConfig(env),
   };
 }
 
@@ -296,6 +336,70 @@ export function securityLimits(env: Env = process.env): SecurityLimits {
     promptSearchMinLength,
     promptSearchMaxLength,
     workerUnlockIntervalSeconds: integer(env, "WORKER_UNLOCK_INTERVAL_SECONDS", 5, 1, 3600),
+  };
+}
+
+function attemptLimit(env: Env, name: string, fallback: AttemptLimit | undefined): AttemptLimit | undefined {
+  const value = read(env, name);
+  if (value === null) return fallback;
+  if (/^(off|none|unlimited)$/i.test(value)) return undefined;
+  const match = /^(\d{1,6})\/(\d{1,7})$/.exec(value);
+  if (!match || Number(match[1]) < 1 || Number(match[2]) < 1) {
+    throw new ConfigError(`${name} must be "<attempts>/<seconds>" (e.g. 10/900) or "off", got "${value}"`);
+  }
+  return { max: Number(match[1]), seconds: Number(match[2]) };
+}
+
+function trustProxy(env: Env): boolean | number | string[] {
+  const value = read(env, "TRUST_PROXY");
+  if (value === null || /^(false|off|no|0)$/i.test(value)) return false;
+  if (/^(true|on|yes)$/i.test(value)) return true;
+  if (/^\d{1,2}$/.test(value)) return Number(value);
+  const items = value.split(",").map((item) => item.trim());
+  for (const item of items) {
+    if (!/^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/.test(item)) {
+      throw new ConfigError(
+        `TRUST_PROXY must be false, true, a number of proxy hops, or a comma-separated list of proxy addresses/subnets (e.g. 10.0.0.0/8, loopback), got "${item}"`,
+      );
+    }
+  }
+  return items;
+}
+
+/** Accounts: token lifetimes, sessions, what needs a verified address, attempt limits, proxies. */
+export function accountsConfig(env: Env = process.env): AccountsConfig {
+  const required = read(env, "VERIFIED_EMAIL_REQUIRED_FOR");
+  const verifiedEmailRequiredFor =
+    required === null
+      ? ["invitations", "api_keys"]
+      : /^none$/i.test(required)
+        ? []
+        : required.split(",").map((item) => item.trim());
+  for (const feature of verifiedEmailRequiredFor) {
+    if (!(VERIFIED_EMAIL_FEATURES as readonly string[]).includes(feature)) {
+      throw new ConfigError(
+        `VERIFIED_EMAIL_REQUIRED_FOR must be "none" or a comma-separated list of ${VERIFIED_EMAIL_FEATURES.join(", ")}, got "${feature}"`,
+      );
+    }
+  }
+  const attemptLimits: Record<string, Record<string, AttemptLimit>> = {};
+  for (const [action, scopes] of Object.entries(ATTEMPT_LIMIT_DEFAULTS)) {
+    attemptLimits[action] = {};
+    for (const scope of ["email", "address", "user"] as const) {
+      if (!(scope in scopes)) continue;
+      const limit = attemptLimit(env, `RATE_LIMIT_${action.toUpperCase()}_${scope.toUpperCase()}`, scopes[scope]);
+      if (limit) attemptLimits[action][scope] = limit;
+    }
+  }
+  return {
+    verificationTokenTtlSeconds: integer(env, "EMAIL_VERIFICATION_TTL_SECONDS", 3 * 86400, 60, 90 * 86400),
+    resetTokenTtlSeconds: integer(env, "PASSWORD_RESET_TTL_SECONDS", 3600, 60, 7 * 86400),
+    emailChangeTokenTtlSeconds: integer(env, "EMAIL_CHANGE_TTL_SECONDS", 86400, 60, 30 * 86400),
+    sessionIdleTimeoutSeconds: integer(env, "SESSION_IDLE_TIMEOUT_SECONDS", 8 * 3600, 60, 365 * 86400),
+    sessionLifetimeSeconds: 86400,
+    verifiedEmailRequiredFor,
+    attemptLimits,
+    trustProxy: trustProxy(env),
   };
 }
 

@@ -14,6 +14,8 @@ import { mountStripeWebhook, type StripeConfig } from "./webhooks/stripe.ts";
 import { loadStripeConfig } from "../core/stripe-config.ts";
 import { writeBillingSettings } from "../db/billing-settings.ts";
 import { rootLogger, type Logger } from "../core/logger.ts";
+import { accountsConfig, type AccountsConfig } from "../core/config.ts";
+import { writeAccountSettings } from "../db/account-settings.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { makeReadiness } from "./health.ts";
 import { DEFAULT_LIMITS, type GraphQLLimits } from "./graphql-limits.ts";
@@ -49,6 +51,8 @@ export interface AppOptions {
   listenUrl?: string;
   /** Realtime limits (default DEFAULT_REALTIME). */
   realtime?: Partial<RealtimeConfig>;
+  /** Account settings (token lifetimes, idle expiry, attempt limits, TRUST_PROXY); default: from the environment. */
+  accounts?: AccountsConfig;
 }
 
 export interface App {
@@ -92,6 +96,9 @@ export async function createApp(options: AppOptions): Promise<App> {
     maxMessageBytes: limits.maxBodyBytes,
     logger,
   });
+  const accounts = options.accounts ?? accountsConfig();
+  await writeAccountSettings(ownerPool, accounts);
+
   const pgl = postgraphile({
     extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits })],
     plugins: [operationsPlugin({ limits, metrics })],
@@ -101,6 +108,8 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   const app = express();
   app.disable("x-powered-by");
+  // Which X-Forwarded-For entries to believe (req.ip): none unless TRUST_PROXY says so.
+  app.set("trust proxy", accounts.trustProxy);
   let draining = false;
   app.use((_req, res, next) => {
     if (draining) res.setHeader("Connection", "close");

@@ -81,6 +81,7 @@ async function main() {
     // LISTEN for subscriptions: DIRECT_DATABASE_URL when DATABASE_URL goes through PgBouncer.
     listenUrl: database.ownerUrl,
     realtime: config.realtime,
+    accounts: config.accounts,
   });
   // Jobs run in this process unless WORKER=off (then run `npm run worker` separately).
   const worker =

@@ -12,6 +12,8 @@ import { StrictDatetimePlugin } from "./plugins/strict-datetime.ts";
 import { maskError } from "./errors.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
+import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
+import { clientSettings } from "./client-origin.ts";
 import type { StripeConfig } from "../core/stripe-config.ts";
 import { RealtimePlugin } from "./realtime/plugin.ts";
 import type { Realtime } from "./realtime/websockets.ts";
@@ -54,6 +56,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       ...makeGenerationConditionsPlugins(options.limits),
       makeBillingPlugin({ pool: options.authPool, config: options.stripe }),
       RealtimePlugin,
+      makeAttemptLimitsPlugin(options.authPool),
     ],
     pgServices: [
       makePgService({
@@ -99,10 +102,11 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         }
         const req = requestContext.expressv4?.req;
         // Named, so that server/query-cancel.ts can find and cancel its statement when the client
-        // hangs up.
+        // hangs up; with where the request came from (attempt limits, sessions).
         return {
           pgSettings: {
             ...pgSettingsFor(req?.identity),
+            ...clientSettings(req),
             ...timeouts,
             ...(req?.pgApplicationName ? { application_name: req.pgApplicationName } : {}),
           },

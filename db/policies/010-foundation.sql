@@ -6,6 +6,7 @@
 grant execute on function
   app_hidden.uuid_generate_v7(),
   app_hidden.raise_error(text, text),
+  app_hidden.raise_error_with(text, text, jsonb),
   app_hidden.slugify(text),
   app_hidden.normalize_email(text),
   app_hidden.clean_name(text, text),

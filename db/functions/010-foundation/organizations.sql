@@ -41,6 +41,8 @@ begin
   if app_public.current_user_id() is null then
     perform app_hidden.raise_error('NOT_AUTHENTICATED', 'Sign in first.');
   end if;
+  -- open to unverified users unless VERIFIED_EMAIL_REQUIRED_FOR names organizations
+  perform app_hidden.require_verified_email('organizations');
   v_name := app_hidden.clean_name(create_organization.name, 'Organization name');
   -- Every new organization starts on the free plan and gets its monthly credits: a user may own
   -- only so many organizations on it (plans.max_owned_organizations). The user's row lock makes

@@ -14,6 +14,7 @@ declare
   v_key app_public.api_keys;
 begin
   perform app_private.assert_team_admin(create_api_key.organization_id, 'create API keys');
+  perform app_hidden.require_verified_email('api_keys');
   if coalesce(create_api_key.role, 'member') not in ('member', 'admin') then
     perform app_hidden.raise_error('INVALID_ROLE', 'An API key is member or admin.');
   end if;

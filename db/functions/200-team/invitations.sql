@@ -133,6 +133,7 @@ begin
   if v_user_id is null then
     perform app_hidden.raise_error('NOT_AUTHENTICATED', 'Sign in to accept an invitation.');
   end if;
+  perform app_hidden.require_verified_email('invitations');
   select * into v_ref from app_private.invitation_tokens t
   where t.token_hash = digest(coalesce(accept_invitation.token, ''), 'sha256');
   if not found then
@@ -279,15 +280,20 @@ comment on function app_public.resend_invitation(uuid) is
 -- Invitations addressed to the signed-in user (to show "you have been invited" after sign-up).
 -- The token is still needed to accept: this shows that they exist, not how to take them.
 create or replace function app_public.my_pending_invitations() returns setof app_public.invitations
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = pg_catalog, public
 as $$
+begin
+  -- by default only a proven address sees what was sent to it (020-accounts/email-verification.sql)
+  perform app_hidden.require_verified_email('invitations');
+  return query
   select i.* from app_public.invitations i
   join app_public.users u on u.email = i.email
   join app_public.organizations o on o.id = i.organization_id and o.deleted_at is null
   where u.id = app_public.current_user_id()
     and i.status = 'pending' and i.expires_at > now()
   order by i.created_at desc;
+end;
 $$;
 comment on function app_public.my_pending_invitations() is
   'Pending invitations sent to the signed-in user''s email address.';

@@ -125,6 +125,8 @@ test("accepting: the user's email must match (case-insensitively); works for use
     email.toUpperCase(),
   ]);
   const user = { userId: rows[0].id, sessionId: null };
+  // accepting needs a verified address (VERIFIED_EMAIL_REQUIRED_FOR): the link in the mail proves it
+  await db.owner.query("update app_public.users set email_verified_at = now() where id = $1", [user.userId]);
   const membership = await accept(db, user, inv.token);
   expect(membership).toMatchObject({ organization_id: org, user_id: user.userId, role: "admin", invited_by: cast.a.admin.userId });
 

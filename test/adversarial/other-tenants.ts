@@ -75,12 +75,14 @@ export async function measureOtherTenantServed(options: {
 }
 
 /**
- * The bound: the victim's median latency under attack stays within 20× its idle median plus
- * 50 ms. Generous on purpose (a loaded 2-core machine doubles latencies at random); the attacks
- * it guards against multiplied it by thousands.
+ * The bound: the victim's median latency under attack stays within 40× its idle median plus
+ * 400 ms. Generous on purpose: on a 2-core machine the attacker's own refused requests, and
+ * another test file running beside this one, take the CPU the victim needs (218 ms against 7.8
+ * ms idle was seen with every attack refused). The attacks it guards against multiplied the
+ * victim's latency by thousands (5 ms became 16 s).
  */
 export function expectOtherTenantServed(report: ServedReport): void {
-  const bound = report.baselineP50Ms * 20 + 50;
+  const bound = report.baselineP50Ms * 40 + 400;
   if (!(report.underAttackP50Ms <= bound)) {
     throw new Error(
       `another tenant waited: median ${report.underAttackP50Ms.toFixed(1)} ms under attack against ${report.baselineP50Ms.toFixed(1)} ms idle (bound ${bound.toFixed(1)} ms; ${report.samples} samples, ${report.attacks} attacks)`,

@@ -3,12 +3,14 @@
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { addMember, createUser, type TestUser } from "../helpers/fixtures.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { liftOwnershipLimit } from "../helpers/plans.ts";
 
 let db: TestDatabase;
 let server: TestServer;
 let owner: TestUser;
 beforeAll(async () => {
   db = await createTestDatabase();
+  await liftOwnershipLimit(db);
   server = await startTestServer(db);
   owner = await createUser(db, "Olga Owner");
 });

@@ -14,3 +14,12 @@ export function planHelpers(getDb: () => TestDatabase) {
   }
   return { counters, expectCountersExact };
 }
+
+/**
+ * Lets one user own any number of free organizations in this test database. The limit
+ * (plans.max_owned_organizations, test/adversarial/abuse-limits.test.ts) is beside the point of
+ * tests that make many organizations with one owner to race them or to compare their slugs.
+ */
+export async function liftOwnershipLimit(db: TestDatabase): Promise<void> {
+  await db.owner.query("update app_public.plans set max_owned_organizations = null where id = 'free'");
+}

@@ -48,5 +48,6 @@ test("other errors do not carry TB000, and no function but raise_error raises it
     `select p.oid::regprocedure::text as fn from pg_proc p join pg_namespace n on n.oid = p.pronamespace
      where n.nspname in ('app_public', 'app_hidden', 'app_private') and p.prosrc ilike '%TB000%'`,
   );
-  expect(rows.map((r) => r.fn)).toEqual(["app_hidden.raise_error(text,text)"]);
+  // The two helpers of errors.sql: the code alone, or with extra extensions (retryAfter).
+  expect(rows.map((r) => r.fn)).toEqual(["app_hidden.raise_error(text,text)", "app_hidden.raise_error_with(text,text,jsonb)"]);
 });

@@ -4,12 +4,14 @@
 
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
 import { createOrganization, createUser, twoTenants } from "../../helpers/fixtures.ts";
+import { liftOwnershipLimit } from "../../helpers/plans.ts";
 import { expectCode, tally } from "../../helpers/team.ts";
 
 let db: TestDatabase;
 let cast: Awaited<ReturnType<typeof twoTenants>>;
 beforeAll(async () => {
   db = await createTestDatabase();
+  await liftOwnershipLimit(db);
   cast = await twoTenants(db);
 });
 afterAll(() => db?.drop());

@@ -5,12 +5,14 @@
 
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
 import { createOrganization, createUser } from "../../helpers/fixtures.ts";
+import { liftOwnershipLimit } from "../../helpers/plans.ts";
 import { withSettings } from "../../../db/transaction.ts";
 import { planHelpers } from "../../helpers/plans.ts";
 
 let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
+  await liftOwnershipLimit(db);
   await db.owner.query("insert into app_public.plans (id, name, max_seats, max_projects, monthly_credits) values ('test-zero', 'Zero', 3, 3, 0)");
 });
 afterAll(() => db?.drop());

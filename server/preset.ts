@@ -7,7 +7,8 @@ import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
 import { FlattenPayloadPlugin } from "./plugins/flatten-payload.ts";
 import { GenerationConditionsPlugins } from "./plugins/generation-conditions.ts";
-import { maskError } from "./errors.ts";
+import { errorCodesPlugin, maskError } from "./errors.ts";
+import { rootLogger, type Logger } from "../core/logger.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
 import type { StripeConfig } from "../core/stripe-config.ts";
@@ -19,12 +20,15 @@ export interface PresetOptions {
   graphiql?: boolean;
   /** Stripe settings for the billing mutations; default: from the environment. */
   stripe?: StripeConfig;
+  /** Where masked errors are logged; default: the process logger. */
+  logger?: Logger;
 }
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
+  const logger = options.logger ?? rootLogger();
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
-    plugins: [IdAsUuidPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
+    plugins: [errorCodesPlugin(), IdAsUuidPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
     pgServices: [
       makePgService({
         pool: options.authPool,
@@ -47,7 +51,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       graphiqlPath: "/graphiql",
       graphiql: options.graphiql ?? true,
       watch: false,
-      maskError,
+      maskError: (error) => maskError(error, logger),
     },
     grafast: {
       explain: false,

@@ -6,6 +6,7 @@ import { makePgService } from "postgraphile/adaptors/pg";
 import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
 import { FlattenPayloadPlugin } from "./plugins/flatten-payload.ts";
+import { RelationNamesPlugin } from "./plugins/relation-names.ts";
 import { GenerationConditionsPlugins } from "./plugins/generation-conditions.ts";
 import { errorCodesPlugin, maskError } from "./errors.ts";
 import { rootLogger, type Logger } from "../core/logger.ts";
@@ -28,7 +29,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const logger = options.logger ?? rootLogger();
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
-    plugins: [errorCodesPlugin(), IdAsUuidPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
+    plugins: [errorCodesPlugin(), IdAsUuidPlugin, RelationNamesPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
     pgServices: [
       makePgService({
         pool: options.authPool,
@@ -39,6 +40,9 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       pgJwtTypes: "app_public.jwt_token",
     },
     schema: {
+      // Rows of a connection are never null (`nodes: [Generation!]!`): typed clients need no
+      // null checks. Also holds for set-returning functions, none of which returns a null row.
+      pgForbidSetofFunctionsToReturnNull: true,
       pgJwtSecret: options.jwt.secret,
       pgJwtSignOptions: {
         algorithm: "HS256",

@@ -11,6 +11,8 @@ import { grafserv } from "postgraphile/grafserv/express/v4";
 import { authMiddleware, type JwtSettings } from "./auth.ts";
 import { makePreset } from "./preset.ts";
 import { mountStripeWebhook, type StripeConfig } from "./webhooks/stripe.ts";
+import { loadStripeConfig } from "../core/stripe-config.ts";
+import { writeBillingSettings } from "../db/billing-settings.ts";
 import { rootLogger, type Logger } from "../core/logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { makeReadiness } from "./health.ts";
@@ -103,6 +105,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   app.get("/metrics", async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  await writeBillingSettings(ownerPool, options.stripe ?? loadStripeConfig());
   await mountStripeWebhook(app, { pool: ownerPool, config: options.stripe });
   app.use("/graphql", corsFor(options.corsOrigins ?? []));
   app.use("/graphql", ...graphqlBody(limits));

@@ -8,6 +8,7 @@ import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
 import { FlattenPayloadPlugin } from "./plugins/flatten-payload.ts";
 import { RelationNamesPlugin } from "./plugins/relation-names.ts";
 import { GenerationConditionsPlugins } from "./plugins/generation-conditions.ts";
+import { StrictDatetimePlugin } from "./plugins/strict-datetime.ts";
 import { errorCodesPlugin, maskError } from "./errors.ts";
 import { rootLogger, type Logger } from "../core/logger.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
@@ -29,7 +30,15 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const logger = options.logger ?? rootLogger();
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
-    plugins: [errorCodesPlugin(), IdAsUuidPlugin, RelationNamesPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
+    plugins: [
+      errorCodesPlugin(),
+      IdAsUuidPlugin,
+      RelationNamesPlugin,
+      FlattenPayloadPlugin,
+      StrictDatetimePlugin,
+      ...GenerationConditionsPlugins,
+      makeBillingPlugin({ pool: options.authPool, config: options.stripe }),
+    ],
     pgServices: [
       makePgService({
         pool: options.authPool,

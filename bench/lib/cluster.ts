@@ -9,7 +9,8 @@ import path from "node:path";
 import pg from "pg";
 import { startEmbeddedPostgres } from "../../db/embedded.ts";
 import { ensureDatabase, ensureRoles, ROLES } from "../../db/roles.ts";
-import { migrateDatabase, MIGRATIONS_FOLDER, POLICIES_FOLDER } from "../../db/migrate.ts";
+import { migrateDatabase, MIGRATIONS_FOLDER } from "../../db/migrate.ts";
+import { readSchemaFiles } from "../../db/apply-schema.ts";
 import { withCredentials, withDatabase } from "../../db/urls.ts";
 import { projectRoot } from "../../core/paths.ts";
 import { freePort } from "../../db/ports.ts";
@@ -48,8 +49,9 @@ function schemaHashes(): { core: string; all: string } {
       add(`${sub}/${file}`, readFileSync(path.join(dir, file)), sub === "committed" || /^1\d\d-/.test(file));
     }
   }
-  for (const file of readdirSync(POLICIES_FOLDER).filter((f) => f.endsWith(".sql")).sort()) {
-    add(`policies/${file}`, readFileSync(path.join(POLICIES_FOLDER, file)), /^(0|1)\d\d-/.test(file));
+  // db/functions and db/policies: the foundation, plans and credits domains count as core.
+  for (const file of readSchemaFiles()) {
+    add(file.name, Buffer.from(file.sql), /^(functions|policies)\/(0|1)\d\d-/.test(file.name));
   }
   return { core: core.digest("hex").slice(0, 16), all: all.digest("hex").slice(0, 16) };
 }

@@ -8,6 +8,7 @@ grant execute on function
   app_hidden.raise_error(text, text),
   app_hidden.slugify(text),
   app_hidden.normalize_email(text),
+  app_hidden.clean_name(text, text),
   app_hidden.current_user_visible_user_ids(),
   app_public.current_user_id(),
   app_public.current_session_id(),

@@ -26,16 +26,6 @@ export interface StripeWebhookOptions {
   config: StripeConfig;
 }
 
-/** SQL reads the grace period from app_private.billing_settings (see db/migrations/committed/000005-stripe-billing.sql). */
-export async function writeBillingSettings(pool: pg.Pool, config: StripeConfig): Promise<void> {
-  await pool.query(
-    `insert into app_private.billing_settings (id, grace_days) values (true, $1)
-     on conflict (id) do update set grace_days = excluded.grace_days
-     where billing_settings.grace_days is distinct from excluded.grace_days`,
-    [config.graceDays],
-  );
-}
-
 function reject(res: Response, status: number, message: string): void {
   res.status(status).json({ error: message });
 }
@@ -80,14 +70,13 @@ export function stripeWebhookHandler({ pool, config }: StripeWebhookOptions) {
 }
 
 /**
- * Mounts the route on the app (before anything that parses bodies for other paths) and writes
- * BILLING_GRACE_DAYS to the database. config defaults to loadStripeConfig() (the environment).
+ * Mounts the route on the app (before anything that parses bodies for other paths). config
+ * defaults to loadStripeConfig() (the environment).
  */
 export async function mountStripeWebhook(
   app: Express,
   { pool, config = loadStripeConfig() }: { pool: pg.Pool; config?: StripeConfig },
 ): Promise<void> {
-  await writeBillingSettings(pool, config);
   const options: StripeWebhookOptions = { pool, config };
   app.post(
     STRIPE_WEBHOOK_PATH,

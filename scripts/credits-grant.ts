@@ -55,7 +55,7 @@ export async function grantCredits(ownerUrl: string, request: GrantRequest): Pro
     );
     if (found.rows.length === 0) throw new ConfigError(`no organization with id or slug ${JSON.stringify(request.org)}`);
     const { id, slug } = found.rows[0];
-    // Operator keys live in their own namespace, apart from clients' and the system's keys.
+    // A system key (its own column: no client key can name it), prefixed apart from the rest.
     const key = `operator:${request.key ?? randomUUID()}`;
     const { rows } = await client.query(
       "select id, amount::text, grant_id from app_private.grant_credits($1, $2::bigint, 'manual', $3::timestamptz, $4)",

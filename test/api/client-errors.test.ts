@@ -58,11 +58,16 @@ test("anonymous currentUser is null, without an error (the one field whose natur
 
 const UPDATE_USER = `mutation($id: UUID!, $name: String!) { updateUser(input: {id: $id, patch: {name: $name}}) { user { name } } }`;
 
-test.each([["x".repeat(101)], [" Ann "], [""]])("updateUser with name %j: INVALID_INPUT, nothing changed", async (name) => {
+test.each([["x".repeat(101)], [""], ["   "]])("updateUser with name %j: INVALID_NAME, nothing changed", async (name) => {
   const response = await server.graphql(UPDATE_USER, { id: cast.a.member.userId, name }, cast.a.member);
-  expect(only(response)).toEqual({ code: "INVALID_INPUT", message: "A value breaks the rule users_name_check." });
+  expect(only(response)).toEqual({ code: "INVALID_NAME", message: "Name must be 1 to 100 characters." });
   const { rows } = await db.owner.query("select name from app_public.users where id = $1", [cast.a.member.userId]);
   expect(rows[0].name).toBe("Alpha Member");
+});
+
+test("updateUser with surrounding spaces: stored trimmed", async () => {
+  const response = await server.graphql(UPDATE_USER, { id: cast.b.member.userId, name: "  Beta M.  " }, cast.b.member);
+  expect(response).toMatchObject({ data: { updateUser: { user: { name: "Beta M." } } }, errors: undefined });
 });
 
 test("an empty patch: EMPTY_PATCH", async () => {

@@ -51,12 +51,12 @@ test("credits:grant by slug and by id, with an expiry; the ledger and the accoun
   expect(await balance(org.id)).toBe(before + 525);
 
   const { rows } = await db.owner.query(
-    "select kind, amount::int, source, idempotency_key from app_public.credit_ledger where organization_id = $1 and source = 'manual' order by seq",
+    "select kind, amount::int, source, system_key from app_public.credit_ledger where organization_id = $1 and source = 'manual' order by seq",
     [org.id],
   );
   expect(rows).toEqual([
-    { kind: "grant", amount: 500, source: "manual", idempotency_key: expect.stringMatching(/^operator:/) },
-    { kind: "grant", amount: 25, source: "manual", idempotency_key: "operator:promo-1" },
+    { kind: "grant", amount: 500, source: "manual", system_key: expect.stringMatching(/^operator:/) },
+    { kind: "grant", amount: 25, source: "manual", system_key: "operator:promo-1" },
   ]);
   const grants = await db.owner.query("select expires_at from app_public.credit_grants where organization_id = $1 and expires_at is not null and expires_at > '2098-01-01'", [org.id]);
   expect(grants.rows).toHaveLength(1);

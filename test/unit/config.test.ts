@@ -38,3 +38,9 @@ test("production with ROOT_DATABASE_URL needs the role passwords", () => {
   expect(error(base)).toMatch(/^DATABASE_OWNER_PASSWORD is required/);
   expect(error({ ...base, DATABASE_OWNER_PASSWORD: "a" })).toMatch(/^DATABASE_AUTHENTICATOR_PASSWORD is required/);
 });
+
+test("invitation links go to the client app: APP_URL, default http://localhost:3000, whatever PORT is", async () => {
+  const { mailConfig } = await import("../../core/config.ts");
+  expect(mailConfig({ PORT: "8080" }).appUrl).toBe("http://localhost:3000");
+  expect(mailConfig({ APP_URL: "https://app.example.com/" }).appUrl).toBe("https://app.example.com");
+});

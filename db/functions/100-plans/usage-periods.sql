@@ -7,6 +7,15 @@ as $$
   select date_trunc('month', at at time zone 'UTC') at time zone 'UTC';
 $$;
 
+-- The end of the usage period containing a moment: the next UTC month's start. The month is added
+-- to UTC wall-clock time: `timestamptz + interval '1 month'` counts months in the session's
+-- TimeZone, which ended the March period on March 28 at 23:00 UTC under America/New_York.
+create or replace function app_hidden.usage_period_end(at timestamptz) returns timestamptz
+  language sql immutable parallel safe
+as $$
+  select (date_trunc('month', at at time zone 'UTC') + interval '1 month') at time zone 'UTC';
+$$;
+
 -- Closes the organization's usage period if it has ended: its totals go to usage_periods, the
 -- counters restart for the period containing now, and the plan's allowance for that period is
 -- granted (idempotent per period). Returns whether it rolled over.
@@ -35,7 +44,7 @@ begin
   v_start := greatest(v_counter.period_end, app_hidden.usage_period_start(now()));
   update app_public.usage_counters c
   set period_start = v_start,
-      period_end = app_hidden.usage_period_start(v_start) + interval '1 month',
+      period_end = app_hidden.usage_period_end(v_start),
       generations = 0, credits_spent = 0, api_calls = 0
   where c.organization_id = v_counter.organization_id;
   perform app_private.grant_monthly_allowance(v_counter.organization_id);

@@ -1,9 +1,9 @@
 // Roles and ownership in SQL: each role trying each action, LAST_OWNER on every path, ownership
 // transfer, the audit trail, and two owners demoting each other at the same moment.
 
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { addMember, createOrganization, createUser, twoTenants, type TestUser } from "../helpers/fixtures.ts";
-import { expectCode, setPlan, tally } from "../helpers/team.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { addMember, createOrganization, createUser, twoTenants, type TestUser } from "../../helpers/fixtures.ts";
+import { expectCode, setPlan, tally } from "../../helpers/team.ts";
 
 let db: TestDatabase;
 beforeAll(async () => {

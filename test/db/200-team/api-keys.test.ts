@@ -1,11 +1,11 @@
-// Organization API keys in SQL: creation rules, hashed secrets, authenticate_api_key (revoked,
-// expired, deleted organization, API access switched off, call counting), and what
-// current_user_organization_ids() answers for a key of each role.
+// Organization API keys in SQL (db/functions/200-team/api-keys.sql): creation rules, hashed
+// secrets, authenticate_api_key (revoked, expired, deleted organization, API access switched off,
+// call counting). What a key may see is in 010-foundation/caller.test.ts.
 
 import { createHash } from "node:crypto";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { twoTenants } from "../helpers/fixtures.ts";
-import { expectCode, queryAsApiKey } from "../helpers/team.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { twoTenants } from "../../helpers/fixtures.ts";
+import { createApiKey, expectCode } from "../../helpers/team.ts";
 
 let db: TestDatabase;
 let cast: Awaited<ReturnType<typeof twoTenants>>;
@@ -15,15 +15,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-async function createKey(as: any, org: string, name = "backend", role = "member", expiresAt: string | null = null) {
-  const { rows } = await db.queryAs(
-    as,
-    `select (r.api_key).id, (r.api_key).role::text, (r.api_key).secret_prefix, (r.api_key).expires_at, r.secret
-     from app_public.create_api_key($1, $2, $3, $4) r`,
-    [org, name, role, expiresAt],
-  );
-  return rows[0];
-}
+const createKey = (as: any, org: string, name = "backend", role = "member", expiresAt: string | null = null) =>
+  createApiKey(db, as, org, name, role, expiresAt);
 const authenticate = async (secret: string) =>
   (await db.owner.query("select * from app_hidden.authenticate_api_key($1)", [secret])).rows;
 const apiCalls = async (org: string) =>
@@ -89,50 +82,6 @@ test("authenticate_api_key: live keys answer their organization and count the ca
   await expectCode(createKey(cast.a.admin, cast.a.org.id), "API_ACCESS_DISABLED");
   await db.queryAs(cast.a.owner, `select app_public.update_organization_settings($1, '{"features": {"apiAccessEnabled": true}}')`, [cast.a.org.id]);
   expect(await authenticate(other.secret)).toHaveLength(1);
-});
-
-test("a key acts for its organization alone, with its role; revoking it ends even a request in flight", async () => {
-  const member = await createKey(cast.a.admin, cast.a.org.id, "m", "member");
-  const admin = await createKey(cast.a.admin, cast.a.org.id, "a", "admin");
-  const ids = (keyId: string) =>
-    queryAsApiKey(
-      db,
-      keyId,
-      `select app_public.current_user_organization_ids() as m, app_public.current_user_organization_ids('admin') as a,
-              app_public.current_user_organization_ids('owner') as o, app_public.current_user_id() as u`,
-    ).then((r) => r.rows[0]);
-  expect(await ids(member.id)).toEqual({ m: [cast.a.org.id], a: [], o: [], u: null });
-  expect(await ids(admin.id)).toEqual({ m: [cast.a.org.id], a: [cast.a.org.id], o: [], u: null });
-
-  // RLS follows: members' tables yes, admin-only tables only for the admin key, B never
-  const count = async (keyId: string, table: string) =>
-    (await queryAsApiKey(db, keyId, `select organization_id from app_public.${table}`)).rows.map((r) => r.organization_id);
-  expect(await count(member.id, "organization_members")).toEqual([cast.a.org.id, cast.a.org.id, cast.a.org.id]);
-  expect(await count(member.id, "api_keys")).toEqual([]);
-  expect(await count(member.id, "audit_events")).toEqual([]);
-  expect((await count(admin.id, "api_keys")).every((o) => o === cast.a.org.id)).toBe(true);
-  expect((await count(admin.id, "audit_events")).length).toBeGreaterThan(0);
-  expect((await count(admin.id, "audit_events")).every((o) => o === cast.a.org.id)).toBe(true);
-
-  // team administration needs a person: keys cannot invite, create keys or change roles
-  await expectCode(queryAsApiKey(db, admin.id, "select app_public.invite_member($1, 'x@example.com')", [cast.a.org.id]), "NOT_AUTHENTICATED");
-  await expectCode(queryAsApiKey(db, admin.id, "select app_public.create_api_key($1, 'more')", [cast.a.org.id]), "NOT_AUTHENTICATED");
-  await expectCode(
-    queryAsApiKey(db, admin.id, "select app_public.change_member_role($1, $2, 'admin')", [cast.a.org.id, cast.a.member.userId]),
-    "NOT_AUTHENTICATED",
-  );
-
-  await db.queryAs(cast.a.owner, "select app_public.revoke_api_key($1)", [admin.id]);
-  expect(await ids(admin.id)).toEqual({ m: [], a: [], o: [], u: null });
-});
-
-test("users are unaffected by the API-key branch, and a user claim wins over a stray key claim", async () => {
-  const key = await createKey(cast.a.admin, cast.a.org.id);
-  const { rows } = await db.as(cast.b.member, async (client) => {
-    await client.query("select set_config('jwt.claims.api_key_id', $1, true)", [key.id]);
-    return client.query("select app_public.current_user_organization_ids() as ids");
-  });
-  expect(rows[0].ids).toEqual([cast.b.org.id]);
 });
 
 test("cross-tenant: B cannot see, revoke or create A's keys", async () => {

@@ -1,7 +1,8 @@
-// app_public.organizations under RLS, as each role; create_organization and delete_organization.
+// app_public.organizations under RLS, as each role (db/functions/010-foundation/organizations.sql):
+// create_organization, the name rule and who may rename.
 
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { twoTenants, createUser, createOrganization } from "../helpers/fixtures.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { twoTenants, createUser } from "../../helpers/fixtures.ts";
 
 let db: TestDatabase;
 let cast: Awaited<ReturnType<typeof twoTenants>>;
@@ -11,9 +12,6 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-function code(error: unknown) {
-  return (error as { detail?: string }).detail;
-}
 
 test("members see their organization and nothing of another", async () => {
   for (const who of [cast.b.owner, cast.b.admin, cast.b.member]) {
@@ -63,24 +61,4 @@ test("create_organization validates the name and needs a signed-in user", async 
     await expect(db.queryAs(user, "select app_public.create_organization($1)", [name])).rejects.toMatchObject({ detail: "INVALID_NAME" });
   }
   await expect(db.queryAs({ userId: null }, "select app_public.create_organization('Anon')")).rejects.toThrow(/permission denied/);
-});
-
-test("delete_organization is for owners; admins get FORBIDDEN", async () => {
-  const owner = await createUser(db);
-  const org = await createOrganization(db, owner, "Short Lived");
-  const admin = await createUser(db);
-  await db.owner.query("insert into app_public.organization_members (organization_id, user_id, role) values ($1, $2, 'admin')", [org.id, admin.userId]);
-  const attempt = await db.queryAs(admin, "select app_public.delete_organization($1)", [org.id]).catch((e) => e);
-  expect(code(attempt)).toBe("FORBIDDEN");
-  await db.queryAs(owner, "select app_public.delete_organization($1)", [org.id]);
-  const visible = await db.queryAs(owner, "select id from app_public.organizations where id = $1", [org.id]);
-  expect(visible.rows).toEqual([]);
-  const audit = await db.owner.query("select action from app_public.audit_events where organization_id = $1 and action = 'organization.deleted'", [org.id]);
-  expect(audit.rowCount).toBe(1);
-});
-
-test("delete_organization with a null id is NOT_FOUND and changes nothing", async () => {
-  await expect(db.queryAs(cast.a.owner, "select app_public.delete_organization(null)")).rejects.toMatchObject({ detail: "NOT_FOUND" });
-  const { rows } = await db.owner.query("select count(*)::int as n from app_public.organizations where deleted_at is not null and id = $1", [cast.a.org.id]);
-  expect(rows[0].n).toBe(0);
 });

@@ -2,8 +2,8 @@
 // randomized mix of every operation followed by the invariants.
 
 import pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { createOrganization, createUser, type TestUser } from "../helpers/fixtures.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { createOrganization, createUser, type TestUser } from "../../helpers/fixtures.ts";
 
 let db: TestDatabase;
 let users: pg.Pool; // app_authenticator, acting as app_user

@@ -1,8 +1,8 @@
 // organization_usage: the daily rollup kept by trigger answers exactly what a plain aggregate over
 // generations answers, for every interval, through inserts, completions, failures and deletes.
 
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { createOrganization, createUser, twoTenants, type TestUser } from "../helpers/fixtures.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { createOrganization, createUser, twoTenants, type TestUser } from "../../helpers/fixtures.ts";
 
 let db: TestDatabase;
 let owner: TestUser;
@@ -76,15 +76,19 @@ test("every interval agrees with a plain aggregate over generations", async () =
 });
 
 test("the rollup follows start, complete, fail and delete, and equals a rebuild from scratch", async () => {
-  const today = new Date().toISOString().slice(0, 10);
-  const tomorrow = new Date(Date.now() + 86400000).toISOString().slice(0, 10);
-  const start = async (key: string, model: string) =>
-    (await db.queryAs(owner, "select * from app_public.start_generation($1, $2, 'image', $3, '{}', 5, $4)", [org, projectId, model, key])).rows[0];
-  const a = await start("u1", "flux-1");
-  const b = await start("u2", "flux-1");
-  const c = await start("u3", "sd-3");
-  await db.queryAs(owner, "select app_public.complete_generation($1, 4)", [a.id]);
-  await db.queryAs(owner, "select app_public.fail_generation($1, 'no')", [b.id]);
+  // One transaction, so all three share now(): "today" is the database's UTC date of that moment,
+  // and the test cannot straddle midnight.
+  const { today, tomorrow, c } = await db.as(owner, async (client) => {
+    const start = async (key: string, model: string) =>
+      (await client.query("select * from app_public.start_generation($1, $2, 'image', $3, '{}', 5, $4)", [org, projectId, model, key])).rows[0];
+    const a = await start("u1", "flux-1");
+    const b = await start("u2", "flux-1");
+    const c = await start("u3", "sd-3");
+    await client.query("select app_public.complete_generation($1, 4)", [a.id]);
+    await client.query("select app_public.fail_generation($1, 'no')", [b.id]);
+    const { rows } = await client.query("select (now() at time zone 'UTC')::date::text as today, ((now() at time zone 'UTC')::date + 1)::text as tomorrow");
+    return { ...rows[0], c };
+  });
   expect(await usage(owner, today, tomorrow, "day")).toEqual([
     { bucket_start: today, kind: "image", model: "flux-1", generations: 2, succeeded: 1, failed: 1, credits: 4 },
     { bucket_start: today, kind: "image", model: "sd-3", generations: 1, succeeded: 0, failed: 0, credits: 0 },

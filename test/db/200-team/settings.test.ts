@@ -3,9 +3,9 @@
 // INVALID_SETTINGS naming the path and nothing changed; partial updates merge; members read,
 // admins write; every change is audited; cross-tenant isolation.
 
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { createOrganization, createUser, twoTenants } from "../helpers/fixtures.ts";
-import { expectCode } from "../helpers/team.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { createOrganization, createUser, twoTenants } from "../../helpers/fixtures.ts";
+import { expectCode } from "../../helpers/team.ts";
 
 let db: TestDatabase;
 let cast: Awaited<ReturnType<typeof twoTenants>>;

@@ -3,9 +3,9 @@
 // under concurrency, and the invite/revoke and accept/revoke races.
 
 import { createHash } from "node:crypto";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { createUser, twoTenants } from "../helpers/fixtures.ts";
-import { accept, createUserWithEmail, expectCode, invite, setPlan, tally } from "../helpers/team.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { createUser, twoTenants } from "../../helpers/fixtures.ts";
+import { accept, createUserWithEmail, expectCode, invite, setPlan, tally } from "../../helpers/team.ts";
 
 let db: TestDatabase;
 let cast: Awaited<ReturnType<typeof twoTenants>>;

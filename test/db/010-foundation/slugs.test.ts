@@ -2,9 +2,9 @@
 // (SLUG_TAKEN), one change only (SLUG_ALREADY_CHANGED), redirects in organization_by_slug,
 // who may change it, and cross-tenant visibility.
 
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { createOrganization, createUser, twoTenants } from "../helpers/fixtures.ts";
-import { expectCode, tally } from "../helpers/team.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { createOrganization, createUser, twoTenants } from "../../helpers/fixtures.ts";
+import { expectCode, tally } from "../../helpers/team.ts";
 
 let db: TestDatabase;
 let cast: Awaited<ReturnType<typeof twoTenants>>;

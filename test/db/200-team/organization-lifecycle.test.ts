@@ -1,23 +1,30 @@
-// Soft-deleted organizations: hidden from everyone (with all their rows), listed and restorable
-// by owners for 30 days, hard-deleted after that by the daily job with everything in them; and
-// the audit-log retention job.
+// Deleting an organization (db/functions/200-team/organization-lifecycle.sql): owners only; soft
+// deleted organizations are hidden from everyone (with all their rows), listed and restorable by
+// owners for 30 days, hard-deleted after that by the daily job with everything in them.
 
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { createOrganization, createUser, twoTenants } from "../helpers/fixtures.ts";
-import { expectCode, invite } from "../helpers/team.ts";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { createOrganization, createUser, twoTenants } from "../../helpers/fixtures.ts";
+import { expectCode, invite } from "../../helpers/team.ts";
 
 let db: TestDatabase;
+let cast: Awaited<ReturnType<typeof twoTenants>>;
 beforeAll(async () => {
   db = await createTestDatabase();
+  cast = await twoTenants(db);
 });
 afterAll(() => db?.drop());
+
+function code(error: unknown) {
+  return (error as { detail?: string }).detail;
+}
 
 const del = (as: any, id: string) => db.queryAs(as, "select app_public.delete_organization($1)", [id]);
 const restore = (as: any, id: string) => db.queryAs(as, "select * from app_public.restore_organization($1)", [id]);
 const deletedList = async (as: any) =>
   (await db.queryAs(as, "select id from app_public.deleted_organizations()")).rows.map((r) => r.id);
 
-async function cast() {
+/** Two organizations on the enterprise plan (room for invitations and keys). */
+async function enterpriseTenants() {
   const tenants = await twoTenants(db);
   for (const t of [tenants.a, tenants.b]) {
     await db.owner.query("update app_public.organizations set plan_id = 'enterprise' where id = $1", [t.org.id]);
@@ -25,8 +32,28 @@ async function cast() {
   return tenants;
 }
 
+test("delete_organization is for owners; admins get FORBIDDEN", async () => {
+  const owner = await createUser(db);
+  const org = await createOrganization(db, owner, "Short Lived");
+  const admin = await createUser(db);
+  await db.owner.query("insert into app_public.organization_members (organization_id, user_id, role) values ($1, $2, 'admin')", [org.id, admin.userId]);
+  const attempt = await db.queryAs(admin, "select app_public.delete_organization($1)", [org.id]).catch((e) => e);
+  expect(code(attempt)).toBe("FORBIDDEN");
+  await db.queryAs(owner, "select app_public.delete_organization($1)", [org.id]);
+  const visible = await db.queryAs(owner, "select id from app_public.organizations where id = $1", [org.id]);
+  expect(visible.rows).toEqual([]);
+  const audit = await db.owner.query("select action from app_public.audit_events where organization_id = $1 and action = 'organization.deleted'", [org.id]);
+  expect(audit.rowCount).toBe(1);
+});
+
+test("delete_organization with a null id is NOT_FOUND and changes nothing", async () => {
+  await expect(db.queryAs(cast.a.owner, "select app_public.delete_organization(null)")).rejects.toMatchObject({ detail: "NOT_FOUND" });
+  const { rows } = await db.owner.query("select count(*)::int as n from app_public.organizations where deleted_at is not null and id = $1", [cast.a.org.id]);
+  expect(rows[0].n).toBe(0);
+});
+
 test("a deleted organization disappears for everyone; its owners list and restore it", async () => {
-  const { a, b } = await cast();
+  const { a, b } = await enterpriseTenants();
   await db.queryAs(a.admin, "select app_public.create_api_key($1, 'k')", [a.org.id]);
   await invite(db, a.admin, a.org.id, "someone@example.com");
   await del(a.owner, a.org.id);
@@ -64,7 +91,7 @@ test("a deleted organization disappears for everyone; its owners list and restor
 });
 
 test("after 30 days restoring is refused and the daily job deletes it with every tenant row", async () => {
-  const { a, b } = await cast();
+  const { a, b } = await enterpriseTenants();
   await db.queryAs(a.admin, "select app_public.create_api_key($1, 'k')", [a.org.id]);
   await invite(db, a.admin, a.org.id, "later@example.com");
   await db.queryAs(a.admin, "select app_public.change_organization_slug($1, 'alpha-hard')", [a.org.id]);
@@ -102,42 +129,4 @@ test("every foreign key to organizations cascades, so the hard delete reaches ev
      where contype = 'f' and confrelid = 'app_public.organizations'::regclass and confdeltype <> 'c'`,
   );
   expect(rows).toEqual([]);
-});
-
-test("the retention job deletes each organization's audit entries older than its setting", async () => {
-  const owner = await createUser(db);
-  const short = await createOrganization(db, owner, "Short Memory");
-  const long = await createOrganization(db, owner, "Long Memory");
-  await db.queryAs(owner, "select app_public.update_organization_settings($1, '{\"features\": {\"auditLogRetentionDays\": 7}}')", [short.id]);
-  // Old entries, written as a superuser with triggers off (the audit-column trigger would stamp
-  // created_at = now()).
-  const root = await db.root.connect();
-  try {
-    await root.query("begin");
-    await root.query("set local session_replication_role = replica");
-    for (const org of [short.id, long.id]) {
-      await root.query(
-        `insert into app_public.audit_events (organization_id, action, target_type, created_at)
-         select $1, 'test.old', 'test', now() - make_interval(days => d) from unnest(array[1, 6, 8, 29, 31, 400]) d`,
-        [org],
-      );
-    }
-    await root.query("commit");
-  } finally {
-    root.release();
-  }
-  const ages = async (org: string) =>
-    (await db.owner.query(
-      "select round(extract(epoch from now() - created_at) / 86400)::int as d from app_public.audit_events where organization_id = $1 and action = 'test.old' order by 1",
-      [org],
-    )).rows.map((r) => r.d);
-  expect(await ages(short.id)).toEqual([1, 6, 8, 29, 31, 400]);
-  const { rows } = await db.owner.query("select app_private.prune_audit_events() as n");
-  expect(Number(rows[0].n)).toBeGreaterThanOrEqual(6);
-  expect(await ages(short.id)).toEqual([1, 6]);
-  expect(await ages(long.id)).toEqual([1, 6, 8, 29]);
-  // and nobody else may delete audit entries
-  await expect(db.owner.query("delete from app_public.audit_events where organization_id = $1", [long.id])).rejects.toMatchObject({
-    code: "42501",
-  });
 });

@@ -42,6 +42,10 @@ const BAD_INPUT_MESSAGES: Record<string, string> = {
   "23502": "A required value is missing.", // not_null_violation
 };
 
+/** The database is down, restarting or out of connections: not the client's mistake, nor a bug. */
+const UNAVAILABLE_SQLSTATE = /^(?:08|57P0[123]$|53300$)/;
+const UNAVAILABLE_MESSAGE = /^(?:Client has encountered a connection error|Connection terminated|timeout exceeded when trying to connect)/;
+
 /**
  * Errors grafast and PostGraphile raise for a client's mistake (SafeError: their text is meant
  * for the client), by the start of their message.
@@ -112,6 +116,10 @@ export function maskError(error: GraphQLError, logger: Logger = rootLogger()): G
       return coded(error, `A value breaks the rule ${original.constraint}.`, "INVALID_INPUT");
     }
   }
+  if ((typeof original.code === "string" && UNAVAILABLE_SQLSTATE.test(original.code)) || UNAVAILABLE_MESSAGE.test(String(original.message ?? ""))) {
+    logger.warn({ operation: currentLogContext().operation ?? null, path: error.path ?? null, sqlstate: original.code ?? null }, "database unavailable");
+    return coded(error, "The database is unavailable right now; try again shortly.", "DATABASE_UNAVAILABLE");
+  }
   if (isSafeError(original)) {
     const own = (original as { extensions?: { code?: unknown } }).extensions?.code;
     const code = typeof own === "string" ? own : (SAFE_ERROR_CODES.find(([pattern]) => pattern.test(original.message))?.[1] ?? "INVALID_REQUEST");
@@ -131,7 +139,8 @@ function masked(error: GraphQLError, original: Error & PgErrorLike, logger: Logg
       hash,
       operation: context.operation ?? null,
       path: error.path ?? null,
-      error: {
+      // (not under `error`/`err`: the logger's error serializer would add an empty stack)
+      failure: {
         type: original.constructor?.name ?? "Error",
         message: String(original.message ?? "").slice(0, 500),
         ...(typeof original.code === "string" ? { sqlstate: original.code } : {}),

@@ -51,7 +51,7 @@ test("one JSON line with the operation name, the error id the client saw, no sou
     errorId: error.extensions.errorId,
     operation: "CrashWithSecrets",
     path: ["crashOnPurpose"],
-    error: { sqlstate: "22012", message: "division by zero" },
+    failure: { type: "DatabaseError", sqlstate: "22012", message: "division by zero" },
     requestId: expect.any(String),
   });
   const all = lines.join("");

@@ -61,8 +61,17 @@ test.each([
   expect(masked.extensions).toEqual({ code: "INTERNAL", errorId: expect.any(String) });
   expect(lines).toHaveLength(1);
   const entry = JSON.parse(lines[0]);
-  expect(entry).toMatchObject({ msg: "masked error", errorId: masked.extensions.errorId, error: { sqlstate: code, message } });
+  expect(entry).toMatchObject({ msg: "masked error", errorId: masked.extensions.errorId, failure: { sqlstate: code, message } });
   expect(lines[0]).not.toContain("\\n    at "); // no stack trace
+});
+
+test("a database that is down or restarting is DATABASE_UNAVAILABLE, not a masked bug", () => {
+  for (const fields of [{ code: "57P03", message: "the database system is shutting down" }, { code: "08006", message: "connection failure" }, { message: "Client has encountered a connection error and is not queryable" }]) {
+    const answered = maskError(fromPg(fields), logger);
+    expect(answered.extensions).toEqual({ code: "DATABASE_UNAVAILABLE" });
+    expect(answered.message).toBe("The database is unavailable right now; try again shortly.");
+  }
+  expect(lines.map((line) => JSON.parse(line).msg)).toEqual(["database unavailable", "database unavailable", "database unavailable"]);
 });
 
 test("a missing privilege is NOT_AUTHENTICATED for an anonymous caller, masked for a signed-in one", () => {

@@ -12,6 +12,9 @@ export const SECRET_PATTERNS: { name: string; pattern: RegExp }[] = [
   { name: "Stripe webhook secret", pattern: /\bwhsec_[A-Za-z0-9+/=]{8,}/ },
   { name: "Stripe signature header", pattern: /t=\d{9,},v1=[0-9a-f]{32,}/ },
   { name: "database URL with password", pattern: /postgres(?:ql)?:\/\/[^:/\s"@]+:(?!\*\*\*@)[^@\s"]+@/ },
+  // a GraphQL source text with a secret typed inline, e.g. authenticate(input: {password: "…"}),
+  // raw or escaped inside a JSON string; `password: $password` (a variable) is not one
+  { name: "inline password or token argument", pattern: /\b[A-Za-z]*(?:password|token)\s*:\s*\\*"(?!\[redacted\])(?!\\*")/i },
   // the passwords the test suite uses for its accounts
   { name: "test account password", pattern: /correct horse battery/i },
 ];

@@ -100,7 +100,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   await writeAccountSettings(ownerPool, accounts);
 
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger })],
     plugins: [operationsPlugin({ limits, metrics })],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });
@@ -117,6 +117,10 @@ export async function createApp(options: AppOptions): Promise<App> {
   });
   app.use(requestContext(logger, metrics));
   app.use(securityHeaders("/graphiql"));
+  // Browsers ask for it on every GraphiQL load; an empty answer instead of a 404 in the console.
+  app.get("/favicon.ico", (_req, res) => {
+    res.status(204).end();
+  });
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });

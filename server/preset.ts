@@ -6,10 +6,12 @@ import { makePgService } from "postgraphile/adaptors/pg";
 import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
 import { FlattenPayloadPlugin } from "./plugins/flatten-payload.ts";
+import { RelationNamesPlugin } from "./plugins/relation-names.ts";
 import { makeGenerationConditionsPlugins, type PromptSearchLimits } from "./plugins/generation-conditions.ts";
 import { makePageSizePlugin, type PageSizes } from "./plugins/page-size.ts";
 import { StrictDatetimePlugin } from "./plugins/strict-datetime.ts";
-import { maskError } from "./errors.ts";
+import { errorCodesPlugin, maskError } from "./errors.ts";
+import { rootLogger, type Logger } from "../core/logger.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
 import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
@@ -29,6 +31,8 @@ export interface PresetOptions {
   realtime?: Realtime;
   /** Page sizes, prompt search bounds and the request roles' timeouts (server/graphql-limits.ts). */
   limits: PageSizes & PromptSearchLimits & RequestTimeouts;
+  /** Where masked errors are logged; default: the process logger. */
+  logger?: Logger;
 }
 
 export interface RequestTimeouts {
@@ -46,10 +50,13 @@ declare global {
 }
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
+  const logger = options.logger ?? rootLogger();
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
     plugins: [
+      errorCodesPlugin(),
       IdAsUuidPlugin,
+      RelationNamesPlugin,
       FlattenPayloadPlugin,
       StrictDatetimePlugin,
       makePageSizePlugin(options.limits),
@@ -71,6 +78,9 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       pgJwtTypes: "app_public.jwt_token",
     },
     schema: {
+      // Rows of a connection are never null (`nodes: [Generation!]!`): typed clients need no
+      // null checks. Also holds for set-returning functions, none of which returns a null row.
+      pgForbidSetofFunctionsToReturnNull: true,
       pgJwtSecret: options.jwt.secret,
       pgJwtSignOptions: {
         algorithm: "HS256",
@@ -83,7 +93,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       graphiqlPath: "/graphiql",
       graphiql: options.graphiql ?? true,
       watch: false,
-      maskError,
+      maskError: (error) => maskError(error, logger),
       // graphql-ws on /graphql; served by server/realtime/websockets.ts (authenticated in connection_init).
       websockets: options.realtime !== undefined,
     },

@@ -4,7 +4,10 @@
 // set_stripe_customer, billing_portal_customer raise NOT_FOUND / FORBIDDEN / … through
 // app_hidden.raise_error), in short transactions of their own: no database connection or
 // transaction is held open while Stripe answers. Stripe failures reach the client as
-// PAYMENT_PROVIDER_ERROR; with billing off, BILLING_NOT_CONFIGURED.
+// PAYMENT_PROVIDER_ERROR; with billing off, BILLING_NOT_CONFIGURED once the caller is known to
+// be allowed (FORBIDDEN / NOT_FOUND come first), even where the database would have said
+// NOT_PURCHASABLE or NO_BILLING_ACCOUNT: without Stripe nothing is purchasable, and the
+// configuration is the thing to fix.
 
 import type pg from "pg";
 import type Stripe from "stripe";
@@ -39,6 +42,31 @@ function asCaller<T>(pool: pg.Pool, pgSettings: PgSettings, fn: (client: pg.Pool
   return withSettings(pool, pgSettings ?? {}, fn);
 }
 
+const NOT_CONFIGURED_MESSAGE = "Billing is not configured on this server (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET).";
+/** Codes that only say "Stripe has nothing for this yet": with billing off, the answer is that. */
+const STRIPE_DEPENDENT = new Set(["NOT_PURCHASABLE", "NO_BILLING_ACCOUNT"]);
+
+/** Runs the caller's checks; with billing off, anything past them is BILLING_NOT_CONFIGURED. */
+async function checkedAsCaller<T>(
+  stripe: Stripe | null,
+  pool: pg.Pool,
+  pgSettings: PgSettings,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  let result: T;
+  try {
+    result = await asCaller(pool, pgSettings, fn);
+  } catch (error) {
+    const { code, detail } = error as { code?: unknown; detail?: unknown };
+    if (stripe === null && code === BUSINESS_ERROR_SQLSTATE && typeof detail === "string" && STRIPE_DEPENDENT.has(detail)) {
+      throw new BillingError("BILLING_NOT_CONFIGURED", NOT_CONFIGURED_MESSAGE);
+    }
+    throw error;
+  }
+  if (stripe === null) throw new BillingError("BILLING_NOT_CONFIGURED", NOT_CONFIGURED_MESSAGE);
+  return result;
+}
+
 async function callStripe<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -71,7 +99,7 @@ export async function createCheckoutSession(
   input: CheckoutInput,
 ): Promise<{ url: string; sessionId: string }> {
   const organizationId = input.organizationId;
-  const target = await asCaller(pool, pgSettings, async (client) => {
+  const target = await checkedAsCaller(stripe, pool, pgSettings, async (client) => {
     const { rows } = await client.query<CheckoutTarget>("select * from app_hidden.checkout_target($1, $2, $3)", [
       organizationId,
       input.creditPackageId ?? null,
@@ -79,7 +107,7 @@ export async function createCheckoutSession(
     ]);
     return rows[0];
   });
-  if (stripe === null) throw new BillingError("BILLING_NOT_CONFIGURED", "Billing is not configured on this server.");
+  if (stripe === null) throw new BillingError("BILLING_NOT_CONFIGURED", NOT_CONFIGURED_MESSAGE); // (checked above; narrows the type)
 
   let customerId = target.stripe_customer_id;
   if (customerId === null) {
@@ -130,11 +158,11 @@ export async function createBillingPortalSession(
   pgSettings: PgSettings,
   input: { organizationId: string },
 ): Promise<{ url: string }> {
-  const customerId = await asCaller(pool, pgSettings, async (client) => {
+  const customerId = await checkedAsCaller(stripe, pool, pgSettings, async (client) => {
     const { rows } = await client.query("select app_hidden.billing_portal_customer($1) as id", [input.organizationId]);
     return rows[0].id as string;
   });
-  if (stripe === null) throw new BillingError("BILLING_NOT_CONFIGURED", "Billing is not configured on this server.");
+  if (stripe === null) throw new BillingError("BILLING_NOT_CONFIGURED", NOT_CONFIGURED_MESSAGE); // (checked above; narrows the type)
   const session = await callStripe("billingPortal.sessions.create", () =>
     stripe.billingPortal.sessions.create({ customer: customerId, return_url: config.portalReturnUrl }),
   );

@@ -2,7 +2,7 @@
 // Stripe API that records every request (nothing leaves this machine).
 
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { twoTenants } from "../helpers/fixtures.ts";
+import { createOrganization, twoTenants } from "../helpers/fixtures.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { startFakeStripe, stripeConfigFor, type FakeStripe } from "../helpers/stripe.ts";
 
@@ -178,6 +178,10 @@ test("billing not configured: BILLING_NOT_CONFIGURED (after the permission check
     const { a } = tenants;
     expect(codes(await off.graphql(CHECKOUT, { input: { organizationId: a.org.id, creditPackageId: packageId } }, a.owner))).toEqual(["BILLING_NOT_CONFIGURED"]);
     expect(codes(await off.graphql(CHECKOUT, { input: { organizationId: a.org.id, creditPackageId: packageId } }, a.member))).toEqual(["FORBIDDEN"]);
+    // what a fresh install without Stripe has: no prices, no billing accounts
+    expect(codes(await off.graphql(CHECKOUT, { input: { organizationId: a.org.id, planId: "free" } }, a.owner))).toEqual(["BILLING_NOT_CONFIGURED"]);
+    const fresh = await createOrganization(db, a.owner, "Never Billed");
+    expect(codes(await off.graphql(PORTAL, { org: fresh.id }, a.owner))).toEqual(["BILLING_NOT_CONFIGURED"]);
   } finally {
     await off.close();
   }

@@ -47,3 +47,9 @@ test("realtime limits: defaults, overrides, bad values named", () => {
   expect(error({ REALTIME_MAX_CONNECTIONS_PER_USER: "many" })).toMatch(/^REALTIME_MAX_CONNECTIONS_PER_USER /);
   expect(error({ REALTIME_KEEPALIVE_MS: "10" })).toMatch(/^REALTIME_KEEPALIVE_MS /);
 });
+
+test("invitation links go to the client app: APP_URL, default http://localhost:3000, whatever PORT is", async () => {
+  const { mailConfig } = await import("../../core/config.ts");
+  expect(mailConfig({ PORT: "8080" }).appUrl).toBe("http://localhost:3000");
+  expect(mailConfig({ APP_URL: "https://app.example.com/" }).appUrl).toBe("https://app.example.com");
+});

@@ -1,0 +1,42 @@
+// Relation names a client developer reads. PostGraphile names a relation from its foreign key's
+// columns; with tenant-scoped composite keys, (organization_id, project_id), that gives
+// `organizationProject` and `generationsByOrganizationIdAndProjectId`, and a user column not
+// ending in _id gives `userByInvitedBy`. Smart tags on the constraints rename each side:
+// `fieldName` for the row's own field, `foreignFieldName` for the list on the other side.
+// Kept here, in TypeScript, rather than as comments in committed migrations. Constraint names are
+// PostgreSQL's (db/migrations/committed/); a renamed constraint shows up in the schema drift test.
+
+import { jsonPgSmartTags } from "postgraphile/utils";
+
+type Names = { fieldName: string; foreignFieldName: string };
+const relations: Record<string, Record<string, Names>> = {
+  "app_public.generations": {
+    generations_project_fkey: { fieldName: "project", foreignFieldName: "generations" },
+    generations_reservation_fkey: { fieldName: "reservation", foreignFieldName: "generations" },
+  },
+  "app_public.credit_ledger": {
+    credit_ledger_reservation_fkey: { fieldName: "reservation", foreignFieldName: "ledgerEntries" },
+  },
+  "app_public.invitations": {
+    invitations_invited_by_fkey: { fieldName: "invitedByUser", foreignFieldName: "sentInvitations" },
+    invitations_accepted_by_fkey: { fieldName: "acceptedByUser", foreignFieldName: "acceptedInvitations" },
+  },
+  "app_public.organization_members": {
+    organization_members_invited_by_fkey: { fieldName: "invitedByUser", foreignFieldName: "invitedMemberships" },
+  },
+  "app_public.api_keys": {
+    api_keys_revoked_by_fkey: { fieldName: "revokedByUser", foreignFieldName: "revokedApiKeys" },
+  },
+};
+
+export const RelationNamesPlugin = jsonPgSmartTags({
+  version: 1,
+  config: {
+    class: Object.fromEntries(
+      Object.entries(relations).map(([table, constraints]) => [
+        table,
+        { constraint: Object.fromEntries(Object.entries(constraints).map(([name, tags]) => [name, { tags }])) },
+      ]),
+    ),
+  },
+});

@@ -1,0 +1,102 @@
+// The README's GraphQL walkthrough is these .graphql files (test/operations/NN-*.graphql): each
+// ```graphql block of that section must be the text of the next file, and every operation of
+// every file runs, in order, without errors against a real server, with the token from
+// Register/Authenticate and the ids (organizationId, projectId, generationId) from earlier
+// answers as variables. Every other ```graphql block in README validates against schema.graphql.
+
+import { readFileSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { buildSchema, Kind, parse, validate, type OperationDefinitionNode } from "postgraphile/graphql";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { projectRoot } from "../../core/paths.ts";
+
+const folder = path.join(projectRoot, "test", "operations");
+const files = readdirSync(folder)
+  .filter((name) => name.endsWith(".graphql"))
+  .sort();
+const readme = readFileSync(path.join(projectRoot, "README.md"), "utf8");
+const schema = buildSchema(readFileSync(path.join(projectRoot, "schema.graphql"), "utf8"));
+
+function section(title: string): string {
+  const start = readme.indexOf(`\n## ${title}\n`);
+  expect(start).toBeGreaterThan(-1);
+  const end = readme.indexOf("\n## ", start + 1);
+  return readme.slice(start, end === -1 ? undefined : end);
+}
+
+const graphqlBlocks = (text: string) => [...text.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
+
+test("the walkthrough's code blocks are the operation files, in order", () => {
+  expect(files.length).toBeGreaterThanOrEqual(10);
+  const blocks = graphqlBlocks(section("GraphQL walkthrough"));
+  expect(blocks).toEqual(files.map((name) => readFileSync(path.join(folder, name), "utf8")));
+});
+
+test("every ```graphql block in README and every operation file is valid against schema.graphql", () => {
+  const documents = [
+    ...graphqlBlocks(readme).map((text, index) => ({ where: `README block ${index + 1}`, text })),
+    ...files.map((name) => ({ where: name, text: readFileSync(path.join(folder, name), "utf8") })),
+  ];
+  expect(documents.length).toBeGreaterThan(20);
+  const problems = documents.flatMap(({ where, text }) => validate(schema, parse(text)).map((error) => `${where}: ${error.message}`));
+  expect(problems).toEqual([]);
+  // a block with several operations needs names, so a client can pick one (operationName)
+  for (const { where, text } of documents) {
+    const operations = parse(text).definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION) as OperationDefinitionNode[];
+    if (operations.length > 1) expect({ where, unnamed: operations.filter((o) => !o.name).length }).toEqual({ where, unnamed: 0 });
+  }
+});
+
+describe("against a server", () => {
+  let db: TestDatabase;
+  let server: TestServer;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    server = await startTestServer(db);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  test("every operation of every file runs without errors, in order", async () => {
+    const state: Record<string, unknown> = {};
+    let token: string | undefined;
+    const ran: string[] = [];
+    for (const name of files) {
+      const text = readFileSync(path.join(folder, name), "utf8");
+      const operations = parse(text).definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION) as OperationDefinitionNode[];
+      for (const operation of operations) {
+        const operationName = operation.name!.value;
+        const variables = Object.fromEntries(
+          (operation.variableDefinitions ?? []).map((v) => {
+            const key = v.variable.name.value;
+            expect({ operationName, missing: key, known: key in state }).toMatchObject({ known: true });
+            return [key, state[key]];
+          }),
+        );
+        const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+        if (token) headers.authorization = `Bearer ${token}`;
+        const response = await fetch(`${server.url}/graphql`, { method: "POST", headers, body: JSON.stringify({ query: text, operationName, variables }) });
+        const body = (await response.json()) as { data?: any; errors?: unknown[] };
+        expect({ operationName, errors: body.errors }).toEqual({ operationName, errors: undefined });
+        const data = body.data;
+        token = data.register?.jwtToken ?? data.authenticate?.jwtToken ?? token;
+        state.organizationId = data.createOrganization?.organization?.id ?? state.organizationId;
+        state.projectId = data.createProject?.project?.id ?? state.projectId;
+        state.generationId = data.startGeneration?.generation?.id ?? state.generationId;
+        if (operationName === "ProjectGenerations") {
+          expect(data.project.generations.nodes).toEqual([
+            { id: state.generationId, model: "flux-1", status: "succeeded", creditsCharged: "7", reservation: { amount: "10", status: "captured" } },
+          ]);
+        }
+        ran.push(operationName);
+      }
+    }
+    expect(ran).toEqual(expect.arrayContaining(["Register", "CreateProject", "StartGeneration", "CompleteGeneration", "ProjectGenerations", "Logout"]));
+    // logged out: the token no longer works
+    const after = await server.graphql(`{ currentUser { id } }`, {}, token);
+    expect(after.status).toBe(401);
+  });
+});

@@ -18,7 +18,9 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const GENERATIONS = Number(process.env.BENCH_GENERATIONS ?? 1_000_000);
 const PROJECTS = Number(process.env.BENCH_PROJECTS_PER_ORG ?? 1000);
 
-const db = await ensureDataset("api", { organizations: 1000, projectsPerOrganization: PROJECTS, generations: GENERATIONS, bigOrganizationGenerations: GENERATIONS / 1000, days: 90 });
+// A smaller data set lives in its own database, so switching sizes never regenerates the full one.
+const DATASET = GENERATIONS === 1_000_000 && PROJECTS === 1000 ? "api" : `api_${GENERATIONS}_${PROJECTS}`;
+const db = await ensureDataset(DATASET, { organizations: 1000, projectsPerOrganization: PROJECTS, generations: GENERATIONS, bigOrganizationGenerations: GENERATIONS / 1000, days: 90 });
 const members = await benchMembers(db.ownerUrl);
 const tokens = members.map((m) => benchToken(m.userId, m.sessionId));
 const server = await startBenchServer(db.ownerUrl, db.authUrl, CONCURRENCY);

@@ -1,6 +1,8 @@
 // Database steps on their own:
 //   npm run db:setup    create roles and database if missing (ROOT_DATABASE_URL or embedded)
-//   npm run db:migrate  setup, then migrations and policies
+//   npm run db:migrate  setup, then migrations, then db/functions and db/policies
+//   npm run db:watch    migrate (with db/migrations/current/), then re-apply db/functions and
+//                       db/policies whenever a file in them is saved (development)
 //   npm run db:reset    drop and recreate the database, then migrate (asks nothing: dev only)
 //   npm run db:commit   commit db/migrations/current/*.sql as the next migration (graphile-migrate,
 //                       checked against a shadow database)
@@ -9,7 +11,9 @@
 import { commit } from "graphile-migrate";
 import { loadConfig, ConfigError } from "../core/config.ts";
 import { connectDatabase } from "./database.ts";
-import { migrateDatabase, migrateSettings, applyPolicies } from "./migrate.ts";
+import { migrateDatabase, migrateSettings } from "./migrate.ts";
+import { applySchema } from "./apply-schema.ts";
+import { watchSchema } from "./watch-schema.ts";
 import { recreateDatabase, ensureDatabase } from "./roles.ts";
 import { withCredentials } from "./urls.ts";
 
@@ -28,9 +32,13 @@ async function main(command: string | undefined) {
         break;
       case "migrate":
         await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
-        await applyPolicies(database.ownerUrl, true);
-        log("migrations and policies applied");
+        await applySchema(database.ownerUrl, { force: true, log });
+        log("migrations, functions and policies applied");
         break;
+      case "watch":
+        await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log, includeCurrent: true });
+        await watchSchema(database.ownerUrl, log);
+        return;
       case "reset":
         if (!database.rootUrl) throw new ConfigError("db:reset needs ROOT_DATABASE_URL (or the embedded database)");
         await recreateDatabase(database.rootUrl, config.databaseName);
@@ -57,7 +65,7 @@ async function main(command: string | undefined) {
         break;
       }
       default:
-        throw new ConfigError("usage: node db/cli.ts setup|migrate|reset|commit [message]");
+        throw new ConfigError("usage: node db/cli.ts setup|migrate|watch|reset|commit [message]");
     }
   } finally {
     await database.stop();

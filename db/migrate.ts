@@ -1,20 +1,19 @@
 // Brings a database up to date, in this order:
 //   1. graphile-worker's own schema (so SQL can queue jobs with graphile_worker.add_job);
 //   2. our migrations (graphile-migrate, db/migrations/committed);
-//   3. the policies and grants in db/policies, re-applied whenever their text changed.
+//   3. db/functions and db/policies, re-applied whenever their text changed (db/apply-schema.ts).
 // Runs as app_owner. Safe to run from several processes at once (advisory locks).
 
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
 import { migrate, watch, Logger } from "graphile-migrate";
 import { existsSync } from "node:fs";
 import { runMigrations as runWorkerMigrations } from "graphile-worker";
 import { projectRoot } from "../core/paths.ts";
+import { applySchema } from "./apply-schema.ts";
 
 export const MIGRATIONS_FOLDER = path.join(projectRoot, "db", "migrations");
-export const POLICIES_FOLDER = path.join(projectRoot, "db", "policies");
 
 export interface MigrateOptions {
   ownerUrl: string;
@@ -40,49 +39,30 @@ export function migrateSettings(options: MigrateOptions) {
   };
 }
 
-export function readPolicies(): { sql: string; hash: string } {
-  const files = readdirSync(POLICIES_FOLDER)
-    .filter((file) => file.endsWith(".sql"))
-    .sort();
-  const sql = files
-    .map((file) => `-- ${file}\n${readFileSync(path.join(POLICIES_FOLDER, file), "utf8")}`)
-    .join("\n");
-  return { sql, hash: createHash("sha256").update(sql).digest("hex") };
-}
-
-/** Applies db/policies/*.sql in one transaction unless the same text was applied already. */
-export async function applyPolicies(ownerUrl: string, force = false): Promise<boolean> {
-  const { sql, hash } = readPolicies();
-  const client = new pg.Client({ connectionString: ownerUrl });
-  await client.connect();
-  try {
-    await client.query("begin");
-    await client.query("select pg_advisory_xact_lock(hashtext('tenantbase:policies'))");
-    const { rows } = await client.query("select hash from app_private.policy_state where id = true");
-    if (!force && rows[0]?.hash === hash) {
-      await client.query("rollback");
-      return false;
-    }
-    await client.query(sql);
-    await client.query(
-      `insert into app_private.policy_state (id, hash, applied_at) values (true, $1, now())
-       on conflict (id) do update set hash = excluded.hash, applied_at = excluded.applied_at`,
-      [hash],
-    );
-    await client.query("commit");
-    return true;
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  } finally {
-    await client.end();
-  }
-}
-
 export async function migrateDatabase(options: MigrateOptions): Promise<void> {
   const log = options.log ?? (() => {});
   await runWorkerMigrations({ connectionString: options.ownerUrl });
+  const before = await appliedMigrations(options.ownerUrl);
   await migrate(migrateSettings(options));
-  if (options.includeCurrent && hasCurrentMigrations()) await watch(migrateSettings(options), true);
-  if (await applyPolicies(options.ownerUrl)) log("policies applied");
+  const current = Boolean(options.includeCurrent && hasCurrentMigrations());
+  if (current) await watch(migrateSettings(options), true);
+  const migrated = current || (await appliedMigrations(options.ownerUrl)) !== before;
+  // Functions, triggers, policies and grants: re-applied when their text changed.
+  // A migration may have dropped and re-created what a function or policy depends on, so after
+  // one the whole set is applied again even if its text did not change.
+  await applySchema(options.ownerUrl, { log, force: migrated });
+}
+
+/** How many committed migrations the database has run (0 before the first). */
+async function appliedMigrations(ownerUrl: string): Promise<number> {
+  const client = new pg.Client({ connectionString: ownerUrl });
+  await client.connect();
+  try {
+    const exists = await client.query("select to_regclass('graphile_migrate.migrations') is not null as yes");
+    if (!exists.rows[0].yes) return 0;
+    const { rows } = await client.query("select count(*)::int as n from graphile_migrate.migrations");
+    return rows[0].n;
+  } finally {
+    await client.end();
+  }
 }

@@ -10,7 +10,8 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type pg from "pg";
-import { MIGRATIONS_FOLDER, readPolicies } from "../db/migrate.ts";
+import { MIGRATIONS_FOLDER } from "../db/migrate.ts";
+import { readSchema } from "../db/apply-schema.ts";
 
 export interface CheckResult {
   ok: boolean;
@@ -59,7 +60,7 @@ export function makeReadiness(options: ReadinessOptions) {
   const timeoutMs = options.timeoutMs ?? 3000;
   // Read once: what this server's code expects of the database.
   const expectedMigration = latestCommittedMigrationHash();
-  const expectedPolicies = readPolicies().hash;
+  const expectedPolicies = readSchema().hash;
 
   async function ping(pool: pg.Pool, what: string): Promise<CheckResult> {
     const started = Date.now();
@@ -97,7 +98,7 @@ export function makeReadiness(options: ReadinessOptions) {
           ok: migrationsOk && policiesOk,
           critical: true,
           ...(migrationsOk ? {} : { error: "the newest committed migration is not applied: run npm run db:migrate" }),
-          ...(policiesOk ? {} : { policies: "db/policies differ from what is applied: run npm run db:migrate" }),
+          ...(policiesOk ? {} : { policies: "db/functions or db/policies differ from what is applied: run npm run db:migrate" }),
         },
         worker: worker
           ? {

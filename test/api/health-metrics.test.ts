@@ -85,8 +85,8 @@ test("/readyz is unready (503) when the policies applied are not the ones on dis
     expect(body.status).toBe("unready");
     expect(body.checks.migrations).toMatchObject({ ok: false, critical: true });
   } finally {
-    const { readPolicies } = await import("../../db/migrate.ts");
-    await db.owner.query("update app_private.policy_state set hash = $1", [readPolicies().hash]);
+    const { readSchema } = await import("../../db/apply-schema.ts");
+    await db.owner.query("update app_private.policy_state set hash = $1", [readSchema().hash]);
   }
 });
 

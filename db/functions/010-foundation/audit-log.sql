@@ -1,0 +1,76 @@
+-- The audit log: append-only, written by the changes it records, pruned after its retention.
+
+create or replace function app_private.tg_append_only() returns trigger
+  language plpgsql volatile
+as $$
+begin
+  raise exception 'table %.% is append-only', tg_table_schema, tg_table_name
+    using errcode = 'insufficient_privilege';
+end;
+$$;
+
+create or replace function app_private.record_audit_event(
+  organization_id uuid, action text, target_type text, target_id uuid, details jsonb
+) returns void
+  language sql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+  insert into app_public.audit_events (organization_id, action, target_type, target_id, details)
+  values (organization_id, action, target_type, target_id, coalesce(details, '{}'));
+$$;
+
+create or replace function app_private.tg_organization_members_audit() returns trigger
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+begin
+  if tg_op = 'INSERT' then
+    perform app_private.record_audit_event(new.organization_id, 'member.added', 'user', new.user_id,
+      jsonb_build_object('role', new.role));
+  elsif tg_op = 'UPDATE' then
+    if new.role is distinct from old.role then
+      perform app_private.record_audit_event(new.organization_id, 'member.role_changed', 'user', new.user_id,
+        jsonb_build_object('from', old.role, 'to', new.role));
+    end if;
+  elsif tg_op = 'DELETE' then
+    -- a cascade from deleting the organization leaves nothing to log into
+    if exists (select 1 from app_public.organizations o where o.id = old.organization_id) then
+      perform app_private.record_audit_event(old.organization_id, 'member.removed', 'user', old.user_id,
+        jsonb_build_object('role', old.role));
+    end if;
+  end if;
+  return null;
+end;
+$$;
+
+-- The daily retention job: each organization's audit entries older than its
+-- features.auditLogRetentionDays.
+create or replace function app_private.prune_audit_events() returns bigint
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_count bigint;
+begin
+  perform set_config('tenantbase.allow_prune', 'on', true);
+  with gone as (
+    delete from app_public.audit_events a
+    using app_public.organization_settings s
+    where s.organization_id = a.organization_id
+      and a.created_at < now() - make_interval(days => (s.features ->> 'auditLogRetentionDays')::int)
+    returning 1
+  )
+  select count(*) into v_count from gone;
+  perform set_config('tenantbase.allow_prune', '', true);
+  return v_count;
+end;
+$$;
+comment on function app_private.prune_audit_events() is
+  'Deletes audit entries older than each organization''s auditLogRetentionDays. Returns how many.';
+
+create or replace trigger _050_append_only before update or delete on app_public.audit_events
+  for each row when (current_setting('tenantbase.allow_prune', true) is distinct from 'on')
+  execute function app_private.tg_append_only();
+
+create or replace trigger _900_audit after insert or update or delete on app_public.organization_members
+  for each row execute function app_private.tg_organization_members_audit();

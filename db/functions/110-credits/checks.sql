@@ -1,0 +1,28 @@
+-- The invariant balance = sum(ledger), checked per organization.
+
+-- Every organization whose account disagrees with its ledger, its grants or its reservations.
+-- Empty when all is well.
+create or replace function app_private.credit_ledger_discrepancies()
+returns table (
+  organization_id uuid,
+  available bigint, reserved bigint,
+  ledger_available numeric, ledger_reserved numeric,
+  grants_remaining numeric, open_reserved numeric, allocated numeric
+)
+  language sql stable security definer
+  set search_path = pg_catalog, public
+as $$
+  select * from (
+    select a.organization_id, a.available, a.reserved,
+      coalesce((select sum(l.available_delta) from app_public.credit_ledger l where l.organization_id = a.organization_id), 0),
+      coalesce((select sum(l.reserved_delta) from app_public.credit_ledger l where l.organization_id = a.organization_id), 0),
+      coalesce((select sum(g.remaining) from app_public.credit_grants g where g.organization_id = a.organization_id), 0),
+      coalesce((select sum(r.amount) from app_public.credit_reservations r where r.organization_id = a.organization_id and r.status = 'open'), 0),
+      coalesce((select sum(x.amount) from app_private.credit_reservation_allocations x where x.organization_id = a.organization_id), 0)
+    from app_public.credit_accounts a
+  ) t (organization_id, available, reserved, ledger_available, ledger_reserved, grants_remaining, open_reserved, allocated)
+  where t.available <> t.ledger_available or t.reserved <> t.ledger_reserved
+     or t.available <> t.grants_remaining or t.reserved <> t.open_reserved or t.reserved <> t.allocated;
+$$;
+comment on function app_private.credit_ledger_discrepancies() is
+  'Organizations whose credit account differs from the sum of their ledger, grants or open reservations.';

@@ -1,0 +1,50 @@
+-- Spending credits: which grants pay, soonest-expiring first.
+
+-- Takes credits away (refund, chargeback, correction) from the soonest-expiring grants first.
+create or replace function app_private.debit_credits(
+  organization_id uuid, amount bigint, source text, idempotency_key text
+) returns app_public.credit_ledger
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_account app_public.credit_accounts;
+  v_entry app_public.credit_ledger;
+  v_left bigint := amount;
+  v_grant app_public.credit_grants;
+  v_take bigint;
+begin
+  if amount is null or amount <= 0 or amount > 1000000000000 then
+    perform app_hidden.raise_error('INVALID_AMOUNT', 'Amount must be a whole number of credits from 1 to 10^12.');
+  end if;
+  v_account := app_private.lock_credit_account(debit_credits.organization_id);
+  if idempotency_key is not null then
+    v_entry := app_private.ledger_entry_by_key(debit_credits.organization_id, idempotency_key);
+    if v_entry.id is not null then
+      if v_entry.kind <> 'adjust' or v_entry.amount <> -debit_credits.amount then
+        perform app_hidden.raise_error('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used for a different operation.');
+      end if;
+      return v_entry;
+    end if;
+  end if;
+  perform app_private.expire_due_grants_locked(debit_credits.organization_id);
+  v_account := app_private.lock_credit_account(debit_credits.organization_id);
+  if v_account.available < amount then
+    perform app_hidden.raise_error('INSUFFICIENT_CREDITS', 'Not enough credits available.');
+  end if;
+  for v_grant in
+    select * from app_public.credit_grants g
+    where g.organization_id = debit_credits.organization_id and g.remaining > 0
+    order by g.expires_at nulls last, g.id
+    for update
+  loop
+    exit when v_left = 0;
+    v_take := least(v_left, v_grant.remaining);
+    update app_public.credit_grants g set remaining = g.remaining - v_take
+    where g.organization_id = v_grant.organization_id and g.id = v_grant.id;
+    v_left := v_left - v_take;
+  end loop;
+  return app_private.ledger_append(debit_credits.organization_id, 'adjust', -amount, 0,
+    source => coalesce(source, 'manual'), idempotency_key => idempotency_key);
+end;
+$$;

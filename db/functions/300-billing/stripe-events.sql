@@ -1,0 +1,143 @@
+-- Stripe events: stored once, ranked, processed in any order, attempts recorded; helpers reading their fields.
+
+create or replace function app_private.stripe_timestamp(value jsonb) returns timestamptz
+  language sql immutable parallel safe
+as $$
+  select case when jsonb_typeof(value) = 'number' then to_timestamp(value::text::bigint) end;
+$$;
+
+-- An id field that may be a string or an expanded object ({"id": …}).
+create or replace function app_private.stripe_id(value jsonb) returns text
+  language sql immutable parallel safe
+as $$
+  select case jsonb_typeof(value) when 'string' then value #>> '{}' when 'object' then value ->> 'id' end;
+$$;
+
+create or replace function app_private.try_uuid(value text) returns uuid
+  language sql immutable parallel safe
+as $$
+  select case when value ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then value::uuid end;
+$$;
+
+-- Which organization an event is about: the organization_id our server put in the metadata,
+-- else the organization whose Stripe customer it is. Null when neither is known.
+create or replace function app_private.stripe_organization_id(metadata jsonb, stripe_customer_id text) returns uuid
+  language sql stable security definer
+  set search_path = pg_catalog, public
+as $$
+  select coalesce(
+    (select o.id from app_public.organizations o
+      where o.id = app_private.try_uuid(metadata ->> 'organization_id')),
+    (select c.organization_id from app_private.stripe_customers c
+      where c.stripe_customer_id = stripe_organization_id.stripe_customer_id),
+    (select s.organization_id from app_public.subscriptions s
+      where s.stripe_customer_id = stripe_organization_id.stripe_customer_id)
+  );
+$$;
+
+-- The subscription an invoice belongs to: `invoice.subscription` before API version 2025-03-31,
+-- `invoice.parent.subscription_details.subscription` since. Both are accepted.
+create or replace function app_private.stripe_invoice_subscription_id(invoice jsonb) returns text
+  language sql immutable parallel safe
+as $$
+  select coalesce(
+    app_private.stripe_id(invoice -> 'subscription'),
+    app_private.stripe_id(invoice -> 'parent' -> 'subscription_details' -> 'subscription')
+  );
+$$;
+
+-- Same-second order of events that overwrite the same row (Stripe `created` has 1 s resolution):
+-- a later stage of the object's life wins, then the event id decides, so that every delivery
+-- order ends in the same state.
+create or replace function app_private.stripe_event_rank(type text) returns smallint
+  language sql immutable parallel safe
+as $$
+  select case type
+    when 'customer.subscription.created' then 1
+    when 'customer.subscription.updated' then 2
+    when 'customer.subscription.paused' then 2
+    when 'customer.subscription.resumed' then 2
+    when 'customer.subscription.deleted' then 3
+    when 'invoice.payment_failed' then 1
+    when 'invoice.paid' then 2
+    else 0
+  end::smallint;
+$$;
+
+-- Called by POST /webhooks/stripe with an event whose signature the server has verified. Stores
+-- it and queues its job in one transaction; a repeated delivery stores and queues nothing.
+-- Returns whether the event was new.
+create or replace function app_private.receive_stripe_event(event jsonb) returns boolean
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_id text := event ->> 'id';
+begin
+  if v_id is null or v_id !~ '^evt_[A-Za-z0-9_]+$' or (event ->> 'type') is null
+     or jsonb_typeof(event -> 'created') is distinct from 'number' then
+    raise exception 'not a Stripe event' using errcode = '22023';
+  end if;
+  insert into app_private.stripe_events (id, type, api_version, livemode, stripe_created_at, payload)
+  values (v_id, event ->> 'type', event ->> 'api_version', coalesce((event ->> 'livemode')::boolean, false),
+          to_timestamp((event ->> 'created')::bigint), event)
+  on conflict (id) do nothing;
+  if not found then
+    return false;
+  end if;
+  perform graphile_worker.add_job('stripe_event', json_build_object('eventId', v_id), job_key => v_id);
+  return true;
+end;
+$$;
+
+-- Bookkeeping for the job, outside its (rolled back) transaction.
+create or replace function app_private.record_stripe_event_attempt(event_id text, error text) returns void
+  language sql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+  update app_private.stripe_events e set
+    attempts = e.attempts + 1,
+    last_attempt_at = now(),
+    last_error = record_stripe_event_attempt.error
+  where e.id = record_stripe_event_attempt.event_id;
+$$;
+
+-- Applies one stored event. Safe to run any number of times: every branch is idempotent. The
+-- event row is locked so that two runs of the same event (a retry racing a stuck worker) queue.
+create or replace function app_private.process_stripe_event(event_id text) returns text
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_event app_private.stripe_events;
+  v_outcome text;
+  v_note text;
+begin
+  select * into v_event from app_private.stripe_events e where e.id = process_stripe_event.event_id for update;
+  if not found then
+    raise exception 'stripe event % is not stored', process_stripe_event.event_id;
+  end if;
+  case
+    when v_event.type in ('checkout.session.completed', 'checkout.session.async_payment_succeeded') then
+      select r.outcome, r.note into v_outcome, v_note from app_private.apply_checkout_session_event(v_event) r;
+    when v_event.type in ('customer.subscription.created', 'customer.subscription.updated',
+                          'customer.subscription.deleted', 'customer.subscription.paused',
+                          'customer.subscription.resumed') then
+      select r.outcome, r.note into v_outcome, v_note from app_private.apply_subscription_event(v_event) r;
+    when v_event.type in ('invoice.paid', 'invoice.payment_failed') then
+      select r.outcome, r.note into v_outcome, v_note from app_private.apply_invoice_event(v_event) r;
+    else
+      v_outcome := 'ignored';
+      v_note := 'event type not handled';
+  end case;
+  update app_private.stripe_events e set
+    processed_at = coalesce(e.processed_at, now()),
+    outcome = v_outcome,
+    note = v_note,
+    last_error = null
+  where e.id = v_event.id;
+  return v_outcome;
+end;
+$$;
+comment on function app_private.process_stripe_event(text) is
+  'Applies a stored Stripe event (idempotent); returns applied, stale or ignored.';

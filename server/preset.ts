@@ -2,7 +2,7 @@
 
 import type pg from "pg";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
-import { makePgService } from "postgraphile/adaptors/pg";
+import { makeRequestPgService } from "./request-transaction.ts";
 import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
 import { FlattenPayloadPlugin } from "./plugins/flatten-payload.ts";
@@ -26,7 +26,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
     plugins: [IdAsUuidPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
     pgServices: [
-      makePgService({
+      makeRequestPgService({
         pool: options.authPool,
         schemas: ["app_public"],
       }),

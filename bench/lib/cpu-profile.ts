@@ -111,13 +111,18 @@ export function summariseProfile(file: string, from?: number, to?: number): CpuB
   return { busyMs: busy / 1000, wallMs: (last - first) / 1000, byBucket };
 }
 
-/** Prints the breakdown per request: µs of server CPU and share of the total. */
-export function printBreakdown(title: string, breakdown: CpuBreakdown, requests: number): void {
+/**
+ * Prints the breakdown per request. The profile's samples give the shares; the CPU time per
+ * request comes from process.cpuUsage() of the server (a profile on a busy machine also counts
+ * time the process waited for a core while it was running JavaScript).
+ */
+export function printBreakdown(title: string, breakdown: CpuBreakdown, requests: number, cpuMicros: number): void {
+  const perRequest = cpuMicros / requests;
   console.log(`\n${title}`);
-  console.log(`  server CPU ${(breakdown.busyMs / 1000).toFixed(1)} s over ${(breakdown.wallMs / 1000).toFixed(1)} s (${((breakdown.busyMs / breakdown.wallMs) * 100).toFixed(0)}% of one core), ${requests.toLocaleString("en-US")} requests: ${((breakdown.busyMs * 1000) / requests).toFixed(0)} µs of CPU per request`);
+  console.log(`  server CPU ${(cpuMicros / 1e6).toFixed(1)} s for ${requests.toLocaleString("en-US")} requests: ${perRequest.toFixed(0)} µs of CPU per request (process.cpuUsage); shares from ${(breakdown.busyMs / 1000).toFixed(1)} s of profile samples`);
   console.log(`  ${"".padEnd(58)} ${"µs/req".padStart(8)} ${"share".padStart(7)}`);
   for (const bucket of BUCKETS) {
-    const ms = breakdown.byBucket.get(bucket)!;
-    console.log(`  ${bucket.padEnd(58)} ${((ms * 1000) / requests).toFixed(0).padStart(8)} ${((ms / breakdown.busyMs) * 100).toFixed(1).padStart(6)}%`);
+    const share = breakdown.byBucket.get(bucket)! / breakdown.busyMs;
+    console.log(`  ${bucket.padEnd(58)} ${(share * perRequest).toFixed(0).padStart(8)} ${(share * 100).toFixed(1).padStart(6)}%`);
   }
 }

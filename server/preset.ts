@@ -48,6 +48,9 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       graphiql: options.graphiql ?? true,
       watch: false,
       maskError,
+      // grafast writes the response's data as JSON text while it walks the result, instead of
+      // building objects for JSON.stringify to walk again.
+      outputDataAsString: true,
     },
     grafast: {
       explain: false,

@@ -119,7 +119,7 @@ export function summariseProfile(file: string, from?: number, to?: number): CpuB
 export function printBreakdown(title: string, breakdown: CpuBreakdown, requests: number, cpuMicros: number): void {
   const perRequest = cpuMicros / requests;
   console.log(`\n${title}`);
-  console.log(`  server CPU ${(cpuMicros / 1e6).toFixed(1)} s for ${requests.toLocaleString("en-US")} requests: ${perRequest.toFixed(0)} µs of CPU per request (process.cpuUsage); shares from ${(breakdown.busyMs / 1000).toFixed(1)} s of profile samples`);
+  console.log(`  server CPU ${(cpuMicros / 1e6).toFixed(1)} s for ${requests.toLocaleString("en-US")} requests: ${perRequest.toFixed(0)} µs of CPU per request (process.cpuUsage, unprofiled run); shares from ${(breakdown.busyMs / 1000).toFixed(1)} s of profile samples (a second run)`);
   console.log(`  ${"".padEnd(58)} ${"µs/req".padStart(8)} ${"share".padStart(7)}`);
   for (const bucket of BUCKETS) {
     const share = breakdown.byBucket.get(bucket)! / breakdown.busyMs;

@@ -42,10 +42,13 @@ if (cluster.isPrimary && processes > 1) {
   session.connect();
   let cpuAtStart = process.cpuUsage();
   process.on("message", async (m: any) => {
-    if (m?.type === "profile-start") {
+    if (m?.type === "cpu") {
+      const cpu = process.cpuUsage();
+      process.send!({ type: "cpu", cpuMicros: cpu.user + cpu.system });
+    } else if (m?.type === "profile-start") {
       cpuAtStart = process.cpuUsage();
       await session.post("Profiler.enable");
-      await session.post("Profiler.setSamplingInterval", { interval: 250 });
+      await session.post("Profiler.setSamplingInterval", { interval: 1000 });
       await session.post("Profiler.start");
       process.send!({ type: "profile-started" });
     } else if (m?.type === "profile-stop") {

@@ -19,6 +19,8 @@ export function benchToken(userId: string, sessionId: string): string {
 
 export interface BenchServer {
   url: string;
+  /** CPU time (user + system, µs) the single server process used while `during` ran. */
+  cpu<T>(during: () => Promise<T>): Promise<{ result: T; cpuMicros: number }>;
   /** Records a CPU profile of the (single) server process while `during` runs; also the CPU time it used (µs). */
   profile<T>(file: string, during: () => Promise<T>): Promise<{ result: T; cpuMicros: number }>;
   graphql<T = any>(query: string, variables: Record<string, unknown>, token: string): Promise<T>;
@@ -46,6 +48,16 @@ export async function startBenchServer(ownerUrl: string, authUrl: string, poolSi
   });
   return {
     url,
+    async cpu(during) {
+      if (processes !== 1) throw new Error("measure a single-process server");
+      const before = reply("cpu");
+      child.send({ type: "cpu" });
+      const start = (await before).cpuMicros;
+      const result = await during();
+      const after = reply("cpu");
+      child.send({ type: "cpu" });
+      return { result, cpuMicros: (await after).cpuMicros - start };
+    },
     async profile(file, during) {
       if (processes !== 1) throw new Error("profile a single-process server");
       const started = reply("profile-started");

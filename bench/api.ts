@@ -16,11 +16,12 @@
 // data set (a smaller one lives in its own database).
 
 import { mkdtempSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { ensureDataset } from "./lib/dataset.ts";
-import { interleaved, printTable, runLoad, type LoadResult } from "./lib/load.ts";
+import { idleCpu, interleaved, measureCpuWith, printTable, runLoad, type LoadResult } from "./lib/load.ts";
+import { cpuSampler } from "./lib/cpu-time.ts";
 import { benchToken, startBenchServer } from "./lib/server.ts";
 import { asOwner, asUser, authPool, benchMembers } from "./lib/sql.ts";
 import { printBreakdown, summariseProfile } from "./lib/cpu-profile.ts";
@@ -104,6 +105,15 @@ const sqlAsUser = (sql: string) => (_c: number, i: number) => { const m = member
 const sqlAsOwner = (sql: string, withCheck: boolean) => (_c: number, i: number) => { const m = members[member(i)]; return asOwner(ownerPool, m.userId, m.sessionId, sql, [m.organizationId], withCheck).then(() => {}); };
 const viaGraphql = (s: typeof server, query: string) => (_c: number, i: number) => s.graphql(query, { o: members[member(i)].organizationId }, tokens[member(i)]);
 
+// CPU of this process and everything under it: the servers and the embedded PostgreSQL
+// (with BENCH_ROOT_DATABASE_URL, PostgreSQL's share is not seen).
+await measureCpuWith(cpuSampler([process.pid]));
+console.log(`idle CPU of the benchmark's processes: ${idleCpu().toFixed(0)} ms/s (taken off the CPU per request)`);
+// PostgreSQL's side of each way, per statement (pg_stat_statements of the bench cluster)
+const root = new pg.Client({ connectionString: db.rootUrl });
+await root.connect();
+const statements = await root.query("create extension if not exists pg_stat_statements").then(() => true, () => false);
+if (statements) await root.query("select pg_stat_statements_reset()");
 const none: LoadResult[] = [];
 const list = !PARTS.has("list") ? none : await interleaved(ROUNDS, CONCURRENCY, SECONDS, [
   ["GraphQL over HTTP, 1 process", viaGraphql(server, LIST)],
@@ -113,6 +123,15 @@ const list = !PARTS.has("list") ? none : await interleaved(ROUNDS, CONCURRENCY, 
   ["SQL as owner, explicit WHERE + session/membership", sqlAsOwner(LIST_SQL, true)],
 ]);
 if (list.length) printTable("1. latest 20 generations of my organization", list);
+if (list.length && statements) {
+  const { rows } = await root.query(`
+    select r.rolname as role, s.calls, s.mean_exec_time as ms, regexp_replace(s.query, '\\s+', ' ', 'g') as query
+    from pg_stat_statements s join pg_roles r on r.oid = s.userid
+    where s.dbid = (select oid from pg_database where datname = current_database()) and s.calls >= 1000
+    order by r.rolname, s.total_exec_time desc`);
+  console.log("\n  PostgreSQL time per statement during part 1 (mean execution ms; app_user: the GraphQL and RLS ways; app_owner: the WHERE ways):");
+  for (const r of rows) console.log(`    ${r.role.padEnd(10)} ${String(r.calls).padStart(8)} calls ${Number(r.ms).toFixed(4).padStart(8)} ms  ${r.query.slice(0, 110)}`);
+}
 
 const page = !PARTS.has("page") ? none : await interleaved(ROUNDS, CONCURRENCY, SECONDS, [
   ["page: GraphQL over HTTP, 1 process", viaGraphql(server, PAGE)],
@@ -162,15 +181,21 @@ if (PARTS.has("profile")) {
   );
 }
 const ratio = (a: LoadResult, b: LoadResult) => (a.perSecond / b.perSecond).toFixed(2);
+// What the ratio would be on a machine of its own: throughput is inversely proportional to the
+// CPU a request costs (client, server and PostgreSQL together) when CPU is the limit.
+const cpuRatio = (a: LoadResult, b: LoadResult) => (a.cpuMsPerOp && b.cpuMsPerOp ? (b.cpuMsPerOp / a.cpuMsPerOp).toFixed(2) : "n/a");
+const both = (a: LoadResult, b: LoadResult) => `${ratio(a, b)} by req/s, ${cpuRatio(a, b)} by CPU per request`;
 const lines: string[] = [];
 if (list.length) lines.push(
-  `list: GraphQL ÷ SQL (RLS)      ${ratio(list[0], list[2])} with 1 process, ${ratio(list[1], list[2])} with ${PROCESSES}   (goal: at least 0.6)`,
-  `list: RLS ÷ explicit WHERE     ${(list[2].perSecond / list[3].perSecond).toFixed(3)}   (goal: >= 0.98)`,
-  `list: RLS ÷ WHERE after the same session/membership lookups   ${(list[2].perSecond / list[4].perSecond).toFixed(3)}   (the policies alone)`,
-  `list: ${PROCESSES} processes ÷ 1           ${ratio(list[1], list[0])}`,
+  `list: GraphQL ÷ SQL (RLS), 1 process     ${both(list[0], list[2])}   (goal: at least 0.6)`,
+  `list: GraphQL ÷ SQL (RLS), ${PROCESSES} processes    ${both(list[1], list[2])}`,
+  `list: RLS ÷ explicit WHERE               ${both(list[2], list[3])}   (goal: >= 0.98)`,
+  `list: RLS ÷ WHERE after the same session/membership lookups (the policies alone)   ${both(list[2], list[4])}`,
+  `list: ${PROCESSES} processes ÷ 1                     ${both(list[1], list[0])}`,
 );
-if (page.length) lines.push(`page: GraphQL ÷ SQL (RLS)      ${ratio(page[0], page[2])} with 1 process, ${ratio(page[1], page[2])} with ${PROCESSES}`);
-if (credits.length) lines.push(`reserve+capture: GraphQL ÷ SQL ${ratio(credits[0], credits[2])} with 1 process, ${ratio(credits[1], credits[2])} with ${PROCESSES}`);
+if (page.length) lines.push(`page: GraphQL ÷ SQL (RLS)                 ${both(page[0], page[2])} (1 process); ${both(page[1], page[2])} (${PROCESSES})`);
+if (credits.length) lines.push(`reserve+capture: GraphQL ÷ SQL           ${both(credits[0], credits[2])} (1 process); ${both(credits[1], credits[2])} (${PROCESSES})`);
+lines.push(`(machine: ${availableParallelism()} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} at the end of the run)`);
 console.log("\n" + lines.map((l) => "  " + l).join("\n"));
 
 const m = members[7];
@@ -179,6 +204,7 @@ console.log("\n  plan as app_user under RLS:\n" + plan.map((r: any) => "    " + 
 const plan2 = await ownerPool.query(`explain (analyze, buffers, costs off) ${LIST_SQL}`, [m.organizationId]);
 console.log("  plan as owner, explicit WHERE:\n" + plan2.rows.map((r: any) => "    " + r["QUERY PLAN"]).join("\n"));
 
+await root.end();
 await pool.end();
 await ownerPool.end();
 await server.stop();

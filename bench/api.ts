@@ -20,8 +20,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { ensureDataset } from "./lib/dataset.ts";
-import { idleCpu, interleaved, measureCpuWith, printTable, runLoad, type LoadResult } from "./lib/load.ts";
-import { cpuSampler } from "./lib/cpu-time.ts";
+import { interleaved, printTable, runLoad, type LoadResult } from "./lib/load.ts";
 import { benchToken, startBenchServer } from "./lib/server.ts";
 import { asOwner, asUser, authPool, benchMembers } from "./lib/sql.ts";
 import { printBreakdown, summariseProfile } from "./lib/cpu-profile.ts";
@@ -105,10 +104,6 @@ const sqlAsUser = (sql: string) => (_c: number, i: number) => { const m = member
 const sqlAsOwner = (sql: string, withCheck: boolean) => (_c: number, i: number) => { const m = members[member(i)]; return asOwner(ownerPool, m.userId, m.sessionId, sql, [m.organizationId], withCheck).then(() => {}); };
 const viaGraphql = (s: typeof server, query: string) => (_c: number, i: number) => s.graphql(query, { o: members[member(i)].organizationId }, tokens[member(i)]);
 
-// CPU of this process and everything under it: the servers and the embedded PostgreSQL
-// (with BENCH_ROOT_DATABASE_URL, PostgreSQL's share is not seen).
-await measureCpuWith(cpuSampler([process.pid]));
-console.log(`idle CPU of the benchmark's processes: ${idleCpu().toFixed(0)} ms/s (taken off the CPU per request)`);
 // PostgreSQL's side of each way, per statement (pg_stat_statements of the bench cluster)
 const root = new pg.Client({ connectionString: db.rootUrl });
 await root.connect();
@@ -181,20 +176,16 @@ if (PARTS.has("profile")) {
   );
 }
 const ratio = (a: LoadResult, b: LoadResult) => (a.perSecond / b.perSecond).toFixed(2);
-// What the ratio would be on a machine of its own: throughput is inversely proportional to the
-// CPU a request costs (client, server and PostgreSQL together) when CPU is the limit.
-const cpuRatio = (a: LoadResult, b: LoadResult) => (a.cpuMsPerOp && b.cpuMsPerOp ? (b.cpuMsPerOp / a.cpuMsPerOp).toFixed(2) : "n/a");
-const both = (a: LoadResult, b: LoadResult) => `${ratio(a, b)} by req/s, ${cpuRatio(a, b)} by CPU per request`;
 const lines: string[] = [];
 if (list.length) lines.push(
-  `list: GraphQL ÷ SQL (RLS), 1 process     ${both(list[0], list[2])}   (goal: at least 0.6)`,
-  `list: GraphQL ÷ SQL (RLS), ${PROCESSES} processes    ${both(list[1], list[2])}`,
-  `list: RLS ÷ explicit WHERE               ${both(list[2], list[3])}   (goal: >= 0.98)`,
-  `list: RLS ÷ WHERE after the same session/membership lookups (the policies alone)   ${both(list[2], list[4])}`,
-  `list: ${PROCESSES} processes ÷ 1                     ${both(list[1], list[0])}`,
+  `list: GraphQL ÷ SQL (RLS), 1 process     ${ratio(list[0], list[2])}   (goal: at least 0.6)`,
+  `list: GraphQL ÷ SQL (RLS), ${PROCESSES} processes    ${ratio(list[1], list[2])}`,
+  `list: RLS ÷ explicit WHERE               ${ratio(list[2], list[3])}   (goal: >= 0.98)`,
+  `list: RLS ÷ WHERE after the same session/membership lookups (the policies alone)   ${ratio(list[2], list[4])}`,
+  `list: ${PROCESSES} processes ÷ 1                     ${ratio(list[1], list[0])}`,
 );
-if (page.length) lines.push(`page: GraphQL ÷ SQL (RLS)                 ${both(page[0], page[2])} (1 process); ${both(page[1], page[2])} (${PROCESSES})`);
-if (credits.length) lines.push(`reserve+capture: GraphQL ÷ SQL           ${both(credits[0], credits[2])} (1 process); ${both(credits[1], credits[2])} (${PROCESSES})`);
+if (page.length) lines.push(`page: GraphQL ÷ SQL (RLS)                 ${ratio(page[0], page[2])} (1 process); ${ratio(page[1], page[2])} (${PROCESSES})`);
+if (credits.length) lines.push(`reserve+capture: GraphQL ÷ SQL           ${ratio(credits[0], credits[2])} (1 process); ${ratio(credits[1], credits[2])} (${PROCESSES})`);
 lines.push(`(machine: ${availableParallelism()} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} at the end of the run)`);
 console.log("\n" + lines.map((l) => "  " + l).join("\n"));
 

@@ -55,8 +55,83 @@ export interface Config {
   workerConcurrency: number;
   /** HTTP server processes (node:cluster) for `npm start`; 1: no cluster. */
   webConcurrency: number;
+  /**
+   * How long a starting process waits for another one to finish creating the roles and database
+   * and migrating (servers and workers started together: one does it, the others wait).
+   */
+  startupLockTimeoutMs: number;
   /** Mail: links, transport, sender (see mailConfig). */
   mail: MailConfig;
+  /** GraphQL subscriptions over websockets (server/realtime/). */
+  realtime: RealtimeConfig;
+  /** Security limits (issue 11): no tenant can hurt another through shared CPU, memory or pool. */
+  security: SecurityLimits;
+  /** Accounts: tokens, sessions, verification rule, attempt limits, proxies (see accountsConfig). */
+  accounts: AccountsConfig;
+}
+
+export interface RealtimeConfig {
+  /** Subscriptions one websocket may hold at once; the next one is refused. */
+  maxSubscriptionsPerConnection: number;
+  /** Websockets one user (or API key) may hold open at once in this process. */
+  maxConnectionsPerUser: number;
+  /** Websockets this process holds at once, authenticated or not (upgrades past it get 503). */
+  maxConnections: number;
+  /** Milliseconds between keep-alive pings; a socket that misses a pong is closed. */
+  keepaliveMs: number;
+}
+
+export interface SecurityLimits {
+  /** Estimated values one operation may return (fields times page sizes). */
+  graphqlMaxCost: number;
+  /** Root mutation fields per request (aliases count). */
+  graphqlMaxMutations: number;
+  graphqlDefaultPageSize: number;
+  graphqlMaxPageSize: number;
+  /** statement_timeout / idle_in_transaction_session_timeout of request transactions. */
+  graphqlStatementTimeoutMs: number;
+  graphqlIdleInTransactionTimeoutMs: number;
+  promptSearchMinLength: number;
+  promptSearchMaxLength: number;
+  /** How often each worker unlocks the jobs of workers that died holding them. */
+  workerUnlockIntervalSeconds: number;
+}
+
+/** Features an unverified user may not use (VERIFIED_EMAIL_REQUIRED_FOR). */
+export const VERIFIED_EMAIL_FEATURES = ["invitations", "api_keys", "organizations"] as const;
+
+/** A limit: at most `max` attempts per `seconds`-long window. */
+export interface AttemptLimit {
+  max: number;
+  seconds: number;
+}
+
+/** Limited actions and the scopes each is counted by (email address, client address, user). */
+export const ATTEMPT_LIMIT_DEFAULTS: Record<string, Partial<Record<"email" | "address" | "user", AttemptLimit>>> = {
+  authenticate: { email: { max: 10, seconds: 900 }, address: { max: 50, seconds: 900 } },
+  register: { email: { max: 5, seconds: 3600 }, address: { max: 50, seconds: 3600 } },
+  forgot_password: { email: { max: 5, seconds: 3600 }, address: { max: 20, seconds: 3600 } },
+  verify_email: { email: { max: 10, seconds: 3600 }, address: { max: 50, seconds: 3600 } },
+  reset_password: { address: { max: 20, seconds: 3600 } },
+  resend_verification_email: { user: { max: 5, seconds: 3600 } },
+  change_email: { user: { max: 5, seconds: 3600 } },
+  password_check: { user: { max: 10, seconds: 900 } },
+};
+
+export interface AccountsConfig {
+  verificationTokenTtlSeconds: number;
+  resetTokenTtlSeconds: number;
+  emailChangeTokenTtlSeconds: number;
+  sessionIdleTimeoutSeconds: number;
+  sessionLifetimeSeconds: number;
+  verifiedEmailRequiredFor: string[];
+  /** action -> scope -> limit (ATTEMPT_LIMIT_DEFAULTS with RATE_LIMIT_<ACTION>_<SCOPE> applied). */
+  attemptLimits: Record<string, Record<string, AttemptLimit>>;
+  /**
+   * Express's "trust proxy": false (the socket's address is the client), a number of proxy hops,
+   * or a list of trusted proxy addresses/subnets. Only then does X-Forwarded-For name the client.
+   */
+  trustProxy: boolean | number | string[];
 }
 
 export interface MailConfig {
@@ -220,7 +295,121 @@ export function loadConfig(env: Env = process.env): Config {
     workerInProcess: read(env, "WORKER") !== "off",
     workerConcurrency: integer(env, "WORKER_CONCURRENCY", 4, 1, 100),
     webConcurrency: webConcurrency(env),
+    startupLockTimeoutMs: integer(env, "STARTUP_LOCK_TIMEOUT_MS", 120_000, 100, 3_600_000),
     mail: mailConfig(env),
+    realtime: realtimeConfig(env),
+    security: securityLimits(env),
+    accounts: accountsConfig(env),
+  };
+}
+
+/** The defaults of the realtime limits (tests and benchmarks start from these). */
+export const DEFAULT_REALTIME: RealtimeConfig = {
+  maxSubscriptionsPerConnection: 20,
+  maxConnectionsPerUser: 10,
+  maxConnections: 10_000,
+  keepaliveMs: 12_000,
+};
+
+export function realtimeConfig(env: Env = process.env): RealtimeConfig {
+  return {
+    maxSubscriptionsPerConnection: integer(env, "REALTIME_MAX_SUBSCRIPTIONS_PER_CONNECTION", DEFAULT_REALTIME.maxSubscriptionsPerConnection, 1, 1000),
+    maxConnectionsPerUser: integer(env, "REALTIME_MAX_CONNECTIONS_PER_USER", DEFAULT_REALTIME.maxConnectionsPerUser, 1, 100_000),
+    maxConnections: integer(env, "REALTIME_MAX_CONNECTIONS", DEFAULT_REALTIME.maxConnections, 1, 1_000_000),
+    keepaliveMs: integer(env, "REALTIME_KEEPALIVE_MS", DEFAULT_REALTIME.keepaliveMs, 1000, 600_000),
+  };
+}
+
+/** Issue 11's limits, each with its one default (README, "Security limits"). */
+export function securityLimits(env: Env = process.env): SecurityLimits {
+  const graphqlDefaultPageSize = integer(env, "GRAPHQL_DEFAULT_PAGE_SIZE", 50, 1, 10_000);
+  const graphqlMaxPageSize = integer(env, "GRAPHQL_MAX_PAGE_SIZE", 200, 1, 10_000);
+  if (graphqlDefaultPageSize > graphqlMaxPageSize) {
+    throw new ConfigError(
+      `GRAPHQL_DEFAULT_PAGE_SIZE (${graphqlDefaultPageSize}) must not exceed GRAPHQL_MAX_PAGE_SIZE (${graphqlMaxPageSize})`,
+    );
+  }
+  const promptSearchMinLength = integer(env, "PROMPT_SEARCH_MIN_LENGTH", 3, 1, 1000);
+  const promptSearchMaxLength = integer(env, "PROMPT_SEARCH_MAX_LENGTH", 200, 1, 10_000);
+  if (promptSearchMinLength > promptSearchMaxLength) {
+    throw new ConfigError(
+      `PROMPT_SEARCH_MIN_LENGTH (${promptSearchMinLength}) must not exceed PROMPT_SEARCH_MAX_LENGTH (${promptSearchMaxLength})`,
+    );
+  }
+  return {
+    graphqlMaxCost: integer(env, "GRAPHQL_MAX_COST", 20_000, 100, 10_000_000),
+    graphqlMaxMutations: integer(env, "GRAPHQL_MAX_MUTATIONS", 10, 1, 1000),
+    graphqlDefaultPageSize,
+    graphqlMaxPageSize,
+    graphqlStatementTimeoutMs: integer(env, "GRAPHQL_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000),
+    graphqlIdleInTransactionTimeoutMs: integer(env, "GRAPHQL_IDLE_IN_TRANSACTION_TIMEOUT_MS", 15_000, 100, 3_600_000),
+    promptSearchMinLength,
+    promptSearchMaxLength,
+    workerUnlockIntervalSeconds: integer(env, "WORKER_UNLOCK_INTERVAL_SECONDS", 5, 1, 3600),
+  };
+}
+
+function attemptLimit(env: Env, name: string, fallback: AttemptLimit | undefined): AttemptLimit | undefined {
+  const value = read(env, name);
+  if (value === null) return fallback;
+  if (/^(off|none|unlimited)$/i.test(value)) return undefined;
+  const match = /^(\d{1,6})\/(\d{1,7})$/.exec(value);
+  if (!match || Number(match[1]) < 1 || Number(match[2]) < 1) {
+    throw new ConfigError(`${name} must be "<attempts>/<seconds>" (e.g. 10/900) or "off", got "${value}"`);
+  }
+  return { max: Number(match[1]), seconds: Number(match[2]) };
+}
+
+function trustProxy(env: Env): boolean | number | string[] {
+  const value = read(env, "TRUST_PROXY");
+  if (value === null || /^(false|off|no|0)$/i.test(value)) return false;
+  if (/^(true|on|yes)$/i.test(value)) return true;
+  if (/^\d{1,2}$/.test(value)) return Number(value);
+  const items = value.split(",").map((item) => item.trim());
+  for (const item of items) {
+    if (!/^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/.test(item)) {
+      throw new ConfigError(
+        `TRUST_PROXY must be false, true, a number of proxy hops, or a comma-separated list of proxy addresses/subnets (e.g. 10.0.0.0/8, loopback), got "${item}"`,
+      );
+    }
+  }
+  return items;
+}
+
+/** Accounts: token lifetimes, sessions, what needs a verified address, attempt limits, proxies. */
+export function accountsConfig(env: Env = process.env): AccountsConfig {
+  const required = read(env, "VERIFIED_EMAIL_REQUIRED_FOR");
+  const verifiedEmailRequiredFor =
+    required === null
+      ? ["invitations", "api_keys"]
+      : /^none$/i.test(required)
+        ? []
+        : required.split(",").map((item) => item.trim());
+  for (const feature of verifiedEmailRequiredFor) {
+    if (!(VERIFIED_EMAIL_FEATURES as readonly string[]).includes(feature)) {
+      throw new ConfigError(
+        `VERIFIED_EMAIL_REQUIRED_FOR must be "none" or a comma-separated list of ${VERIFIED_EMAIL_FEATURES.join(", ")}, got "${feature}"`,
+      );
+    }
+  }
+  const attemptLimits: Record<string, Record<string, AttemptLimit>> = {};
+  for (const [action, scopes] of Object.entries(ATTEMPT_LIMIT_DEFAULTS)) {
+    attemptLimits[action] = {};
+    for (const scope of ["email", "address", "user"] as const) {
+      if (!(scope in scopes)) continue;
+      const limit = attemptLimit(env, `RATE_LIMIT_${action.toUpperCase()}_${scope.toUpperCase()}`, scopes[scope]);
+      if (limit) attemptLimits[action][scope] = limit;
+    }
+  }
+  return {
+    verificationTokenTtlSeconds: integer(env, "EMAIL_VERIFICATION_TTL_SECONDS", 3 * 86400, 60, 90 * 86400),
+    resetTokenTtlSeconds: integer(env, "PASSWORD_RESET_TTL_SECONDS", 3600, 60, 7 * 86400),
+    emailChangeTokenTtlSeconds: integer(env, "EMAIL_CHANGE_TTL_SECONDS", 86400, 60, 30 * 86400),
+    sessionIdleTimeoutSeconds: integer(env, "SESSION_IDLE_TIMEOUT_SECONDS", 8 * 3600, 60, 365 * 86400),
+    sessionLifetimeSeconds: 86400,
+    verifiedEmailRequiredFor,
+    attemptLimits,
+    trustProxy: trustProxy(env),
   };
 }
 

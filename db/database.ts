@@ -11,6 +11,8 @@ import { loadLocalSecrets } from "./secrets.ts";
 import { ensureDatabase, ensureRoles, ROLES } from "./roles.ts";
 import { withCredentials, redact } from "./urls.ts";
 import { migrateDatabase } from "./migrate.ts";
+import { ensureMonitoring } from "./monitoring.ts";
+import { STARTUP_LOCKS, withStartupLock } from "./startup-lock.ts";
 
 export interface Database {
   ownerUrl: string;
@@ -58,8 +60,10 @@ export async function connectDatabase(config: Config, log: (line: string) => voi
   }
 
   try {
-    await ensureRoles(rootUrl, { ownerPassword, authenticatorPassword });
-    if (await ensureDatabase(rootUrl, config.databaseName)) log(`created database ${config.databaseName}`);
+    // Several processes may start at once: each step waits for the one doing it (startup-lock.ts).
+    const lock = { timeoutMs: config.startupLockTimeoutMs, log };
+    await ensureRoles(rootUrl, { ownerPassword, authenticatorPassword }, lock);
+    if (await ensureDatabase(rootUrl, config.databaseName, lock)) log(`created database ${config.databaseName}`);
   } catch (error) {
     await stop();
     throw new Error(`could not prepare the database through ${redact(rootUrl)}: ${(error as Error).message}`);
@@ -76,7 +80,21 @@ export async function connectDatabase(config: Config, log: (line: string) => voi
 export async function prepareDatabase(config: Config, log: (line: string) => void): Promise<Database> {
   const database = await connectDatabase(config, log);
   try {
-    await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
+    // One process migrates and applies functions and policies; the others started with it wait
+    // here (bounded) and then find nothing left to do. pg_stat_statements is created in the same
+    // step: CREATE EXTENSION IF NOT EXISTS races too.
+    await withStartupLock(
+      database.ownerUrl,
+      STARTUP_LOCKS.schema,
+      "migrating the database",
+      { timeoutMs: config.startupLockTimeoutMs, log },
+      async () => {
+        await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
+        if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, {
+          warn: (fields, message) => log(`${message} (${(fields as { error?: string }).error ?? "unknown reason"})`),
+        });
+      },
+    );
   } catch (error) {
     // graphile-migrate keeps its pools for 200 ms after use and calls process.exit(1) if one of
     // their connections breaks: let them close before stopping the embedded Postgres, or the

@@ -9,6 +9,7 @@
 // None is superuser, none has BYPASSRLS, CREATEROLE or CREATEDB.
 
 import pg from "pg";
+import { STARTUP_LOCKS, withAdvisoryLock, type StartupLockOptions } from "./startup-lock.ts";
 
 export const ROLES = {
   owner: "app_owner",
@@ -32,34 +33,45 @@ async function ensureRole(client: pg.Client, name: string, attributes: string, p
   }
 }
 
-export async function ensureRoles(rootUrl: string, passwords: RolePasswords): Promise<void> {
+export async function ensureRoles(rootUrl: string, passwords: RolePasswords, lock: StartupLockOptions = {}): Promise<void> {
   const client = new pg.Client({ connectionString: rootUrl });
   await client.connect();
   try {
-    // Two servers starting at once must not race on CREATE ROLE.
-    await client.query("select pg_advisory_lock(hashtext('tenantbase:roles'))");
-    const safe = "nosuperuser nocreatedb nocreaterole nobypassrls noreplication";
-    await ensureRole(client, ROLES.owner, `login ${safe} inherit`, passwords.ownerPassword);
-    await ensureRole(client, ROLES.authenticator, `login ${safe} noinherit`, passwords.authenticatorPassword);
-    await ensureRole(client, ROLES.anonymous, `nologin ${safe}`, null);
-    await ensureRole(client, ROLES.user, `nologin ${safe}`, null);
-    await client.query(`grant ${ROLES.anonymous}, ${ROLES.user} to ${ROLES.authenticator}`);
+    // Servers and workers starting at once must not race on CREATE ROLE (or on ALTER ROLE:
+    // "tuple concurrently updated"): one at a time, bounded wait (db/startup-lock.ts).
+    await withAdvisoryLock(client, STARTUP_LOCKS.cluster, "creating the roles", lock, async () => {
+      const safe = "nosuperuser nocreatedb nocreaterole nobypassrls noreplication";
+      await ensureRole(client, ROLES.owner, `login ${safe} inherit`, passwords.ownerPassword);
+      await ensureRole(client, ROLES.authenticator, `login ${safe} noinherit`, passwords.authenticatorPassword);
+      await ensureRole(client, ROLES.anonymous, `nologin ${safe}`, null);
+      await ensureRole(client, ROLES.user, `nologin ${safe}`, null);
+      await client.query(`grant ${ROLES.anonymous}, ${ROLES.user} to ${ROLES.authenticator}`);
+    });
   } finally {
-    await client.query("select pg_advisory_unlock(hashtext('tenantbase:roles'))").catch(() => {});
     await client.end();
   }
 }
 
 /** Creates the database owned by app_owner unless it exists; never drops anything. */
-export async function ensureDatabase(rootUrl: string, databaseName: string): Promise<boolean> {
+export async function ensureDatabase(rootUrl: string, databaseName: string, lock: StartupLockOptions = {}): Promise<boolean> {
   const client = new pg.Client({ connectionString: rootUrl });
   await client.connect();
   try {
-    const { rowCount } = await client.query("select 1 from pg_database where datname = $1", [databaseName]);
-    if (rowCount) return false;
-    await client.query(`create database ${client.escapeIdentifier(databaseName)} owner ${ROLES.owner} encoding 'UTF8' template template0`);
-    await grantConnect(client, databaseName);
-    return true;
+    // Checked and created under the same lock as the roles, so two processes starting at once
+    // do not both see "missing" and race on CREATE DATABASE (one would fail with 42P04).
+    return await withAdvisoryLock(client, STARTUP_LOCKS.cluster, `creating database ${databaseName}`, lock, async () => {
+      const { rowCount } = await client.query("select 1 from pg_database where datname = $1", [databaseName]);
+      if (rowCount) return false;
+      try {
+        await client.query(`create database ${client.escapeIdentifier(databaseName)} owner ${ROLES.owner} encoding 'UTF8' template template0`);
+      } catch (error) {
+        // Created meanwhile by something that does not take our lock (another tool): fine.
+        if ((error as { code?: string }).code === "42P04") return false;
+        throw error;
+      }
+      await grantConnect(client, databaseName);
+      return true;
+    });
   } finally {
     await client.end();
   }

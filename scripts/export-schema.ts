@@ -8,6 +8,7 @@ import pg from "pg";
 import { postgraphile } from "postgraphile";
 import { createScratchDatabase } from "../db/scratch-database.ts";
 import { makePreset } from "../server/preset.ts";
+import { DEFAULT_LIMITS } from "../server/graphql-limits.ts";
 import { schemaToSdl } from "../server/schema-sdl.ts";
 import { projectRoot } from "../core/paths.ts";
 
@@ -15,7 +16,7 @@ async function main() {
   const database = await createScratchDatabase("tb_schema_export");
   try {
     const authPool = new pg.Pool({ connectionString: database.authUrl });
-    const pgl = postgraphile(makePreset({ authPool, jwt: { secret: "x".repeat(32), audience: "a", issuer: "i" } }));
+    const pgl = postgraphile(makePreset({ authPool, jwt: { secret: "x".repeat(32), audience: "a", issuer: "i" }, limits: DEFAULT_LIMITS }));
     const { schema } = await pgl.getSchemaResult();
     const file = path.join(projectRoot, "schema.graphql");
     writeFileSync(file, schemaToSdl(schema));

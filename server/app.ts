@@ -11,10 +11,15 @@ import { grafserv } from "postgraphile/grafserv/express/v4";
 import { authMiddleware, sessionEndedPlugin, type JwtSettings } from "./auth.ts";
 import { makePreset } from "./preset.ts";
 import { mountStripeWebhook, type StripeConfig } from "./webhooks/stripe.ts";
+import { loadStripeConfig } from "../core/stripe-config.ts";
+import { writeBillingSettings } from "../db/billing-settings.ts";
 import { rootLogger, type Logger } from "../core/logger.ts";
+import { accountsConfig, type AccountsConfig } from "../core/config.ts";
+import { writeAccountSettings } from "../db/account-settings.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { makeReadiness } from "./health.ts";
 import { DEFAULT_LIMITS, type GraphQLLimits } from "./graphql-limits.ts";
+import { cancelOnDisconnect } from "./query-cancel.ts";
 import {
   bodyErrors,
   corsFor,
@@ -23,6 +28,8 @@ import {
   requestContext,
   securityHeaders,
 } from "./http-operations.ts";
+import { createRealtime, type Realtime } from "./realtime/websockets.ts";
+import { DEFAULT_REALTIME, type RealtimeConfig } from "../core/config.ts";
 
 export interface AppOptions {
   ownerUrl: string;
@@ -34,12 +41,18 @@ export interface AppOptions {
   stripe?: StripeConfig;
   /** Default: the process logger (LOG_LEVEL, LOG_FILE). */
   logger?: Logger;
-  /** Depth, node count, body size, introspection (defaults: DEFAULT_LIMITS). */
+  /** Depth, node count, cost, mutations, body size, introspection, page sizes, timeouts (defaults: DEFAULT_LIMITS). */
   limits?: Partial<GraphQLLimits>;
   /** Origins allowed to call /graphql from a browser (CORS); default none. */
   corsOrigins?: string[];
   /** /readyz reports a worker as stale after this many seconds without a heartbeat. */
   workerHeartbeatMaxAgeSeconds?: number;
+  /** Direct URL (not through PgBouncer) for the realtime LISTEN connection; default ownerUrl. */
+  listenUrl?: string;
+  /** Realtime limits (default DEFAULT_REALTIME). */
+  realtime?: Partial<RealtimeConfig>;
+  /** Account settings (token lifetimes, idle expiry, attempt limits, TRUST_PROXY); default: from the environment. */
+  accounts?: AccountsConfig;
 }
 
 export interface App {
@@ -49,6 +62,7 @@ export interface App {
   authPool: pg.Pool;
   metrics: Metrics;
   logger: Logger;
+  realtime: Realtime;
   close(): Promise<void>;
 }
 
@@ -73,8 +87,20 @@ export async function createApp(options: AppOptions): Promise<App> {
     workerHeartbeatMaxAgeSeconds: options.workerHeartbeatMaxAgeSeconds ?? 120,
   });
 
+  const realtime = createRealtime({
+    listenUrl: options.listenUrl ?? options.ownerUrl,
+    authPool,
+    ownerPool,
+    jwt: options.jwt,
+    limits: { ...DEFAULT_REALTIME, ...options.realtime },
+    maxMessageBytes: limits.maxBodyBytes,
+    logger,
+  });
+  const accounts = options.accounts ?? accountsConfig();
+  await writeAccountSettings(ownerPool, accounts);
+
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits })],
     plugins: [operationsPlugin({ limits, metrics }), sessionEndedPlugin()],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });
@@ -82,6 +108,8 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   const app = express();
   app.disable("x-powered-by");
+  // Which X-Forwarded-For entries to believe (req.ip): none unless TRUST_PROXY says so.
+  app.set("trust proxy", accounts.trustProxy);
   let draining = false;
   app.use((_req, res, next) => {
     if (draining) res.setHeader("Connection", "close");
@@ -99,13 +127,17 @@ export async function createApp(options: AppOptions): Promise<App> {
   app.get("/metrics", async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  await writeBillingSettings(ownerPool, options.stripe ?? loadStripeConfig());
   await mountStripeWebhook(app, { pool: ownerPool, config: options.stripe });
   app.use("/graphql", corsFor(options.corsOrigins ?? []));
   app.use("/graphql", ...graphqlBody(limits));
   app.use("/graphql", authMiddleware(options.jwt, ownerPool));
+  app.use("/graphql", cancelOnDisconnect(authPool, logger));
 
   const httpServer = createServer(app);
-  await serv.addTo(app, httpServer);
+  // Websockets are served by server/realtime (token in connection_init), not grafserv's default.
+  await serv.addTo(app, httpServer, false);
+  realtime.attach(serv, httpServer);
   app.use(bodyErrors(limits, logger));
 
   let closed = false;
@@ -116,6 +148,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     authPool,
     metrics,
     logger,
+    realtime,
     async close() {
       if (closed) return;
       closed = true;
@@ -123,11 +156,14 @@ export async function createApp(options: AppOptions): Promise<App> {
       // connections as soon as they fall idle (a client reusing one would otherwise hold the
       // server open until the shutdown deadline).
       draining = true;
+      // Websockets first: they would hold httpServer.close() open until the deadline.
+      const sockets = realtime.close();
       const sweep = setInterval(() => httpServer.closeIdleConnections?.(), 100);
       await new Promise<void>((resolve) => {
         httpServer.close(() => resolve());
         httpServer.closeIdleConnections?.();
       }).finally(() => clearInterval(sweep));
+      await sockets;
       await serv.release(); // also releases pgl
       await Promise.all([authPool.end(), ownerPool.end()]);
     },

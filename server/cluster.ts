@@ -14,6 +14,8 @@ export interface ServeMessage {
   type: "tenantbase:serve";
   ownerUrl: string;
   authUrl: string;
+  /** Owner URL straight to PostgreSQL for LISTEN (subscriptions). */
+  listenUrl: string;
   jwtSecret: string;
 }
 

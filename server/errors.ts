@@ -23,10 +23,41 @@ const BAD_INPUT_SQLSTATES = new Set([
   "22P05", // untranslatable_character
 ]);
 
+/**
+ * query_canceled: the request roles' statement_timeout passed (or the query was cancelled because
+ * its client hung up, when nobody is left to read the answer).
+ */
+const QUERY_CANCELED_SQLSTATE = "57014";
+
 interface PgErrorLike {
   code?: unknown;
   detail?: unknown;
   message?: unknown;
+  hint?: unknown;
+}
+
+/**
+ * Extra public fields raised with app_hidden.raise_error_with (HINT holds a flat JSON object,
+ * e.g. {"retryAfter": 60}): only short keys with string, number or boolean values pass; `code`
+ * cannot be overridden.
+ */
+export function extraExtensions(hint: unknown): Record<string, string | number | boolean> {
+  if (typeof hint !== "string" || !hint.startsWith("{")) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(hint);
+  } catch {
+    return {};
+  }
+  const out: Record<string, string | number | boolean> = {};
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return out;
+  for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (key === "code" || !/^[a-zA-Z][a-zA-Z0-9]{0,31}$/.test(key)) continue;
+    if (typeof value === "number" || typeof value === "boolean" || (typeof value === "string" && value.length <= 200)) {
+      out[key] = value;
+    }
+  }
+  return out;
 }
 
 export function maskError(error: GraphQLError): GraphQLError {
@@ -43,7 +74,7 @@ export function maskError(error: GraphQLError): GraphQLError {
       source: error.source,
       positions: error.positions,
       path: error.path,
-      extensions: { code: original.detail },
+      extensions: { ...extraExtensions(original.hint), code: original.detail },
     });
   }
   if (original && typeof original.code === "string" && BAD_INPUT_SQLSTATES.has(original.code)) {
@@ -53,6 +84,15 @@ export function maskError(error: GraphQLError): GraphQLError {
       positions: error.positions,
       path: error.path,
       extensions: { code: "INVALID_INPUT" },
+    });
+  }
+  if (original && original.code === QUERY_CANCELED_SQLSTATE) {
+    return new GraphQLError("The query took too long and was cancelled; ask for less (smaller pages, narrower filters).", {
+      nodes: error.nodes,
+      source: error.source,
+      positions: error.positions,
+      path: error.path,
+      extensions: { code: "QUERY_TIMEOUT" },
     });
   }
   return defaultMaskError(error);

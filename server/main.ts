@@ -28,7 +28,7 @@ function jwtSecretFor(config: Config): string {
   return config.jwtSecret ?? loadLocalSecrets(config.dataDir).jwtSecret;
 }
 
-function appOptions(config: Config, stripe: StripeConfig, urls: { ownerUrl: string; authUrl: string; jwtSecret: string }): AppOptions {
+function appOptions(config: Config, stripe: StripeConfig, urls: { ownerUrl: string; authUrl: string; listenUrl: string; jwtSecret: string }): AppOptions {
   return {
     ownerUrl: urls.ownerUrl,
     authUrl: urls.authUrl,
@@ -41,9 +41,21 @@ function appOptions(config: Config, stripe: StripeConfig, urls: { ownerUrl: stri
       maxNodes: config.graphqlMaxNodes,
       maxBodyBytes: config.graphqlMaxBodyBytes,
       introspection: config.introspection,
+      maxCost: config.security.graphqlMaxCost,
+      maxMutations: config.security.graphqlMaxMutations,
+      defaultPageSize: config.security.graphqlDefaultPageSize,
+      maxPageSize: config.security.graphqlMaxPageSize,
+      statementTimeoutMs: config.security.graphqlStatementTimeoutMs,
+      idleInTransactionTimeoutMs: config.security.graphqlIdleInTransactionTimeoutMs,
+      promptSearchMinLength: config.security.promptSearchMinLength,
+      promptSearchMaxLength: config.security.promptSearchMaxLength,
     },
     corsOrigins: config.corsOrigins,
     workerHeartbeatMaxAgeSeconds: config.workerHeartbeatMaxAgeSeconds,
+    // LISTEN for subscriptions: DIRECT_DATABASE_URL when DATABASE_URL goes through PgBouncer.
+    listenUrl: urls.listenUrl,
+    realtime: config.realtime,
+    accounts: config.accounts,
   };
 }
 
@@ -121,8 +133,9 @@ async function main() {
           concurrency: config.workerConcurrency,
           operations: operationsContextFrom(config, database.ownerUrl, database.rootUrl),
           extraCrontab: operationsCrontab(config),
+          unlockIntervalSeconds: config.security.workerUnlockIntervalSeconds,
         });
-  const urls = { ownerUrl: apiOwnerUrl, authUrl: database.authUrl, jwtSecret: jwtSecretFor(config) };
+  const urls = { ownerUrl: apiOwnerUrl, authUrl: database.authUrl, listenUrl: database.ownerUrl, jwtSecret: jwtSecretFor(config) };
   let server: { close(): Promise<void>; kill(): void };
   if (config.webConcurrency > 1) {
     const web = await startWebProcesses(config.webConcurrency, { type: "tenantbase:serve", ...urls }, logger);

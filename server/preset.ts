@@ -6,11 +6,17 @@ import { makeRequestPgService } from "./request-transaction.ts";
 import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
 import { FlattenPayloadPlugin } from "./plugins/flatten-payload.ts";
-import { GenerationConditionsPlugins } from "./plugins/generation-conditions.ts";
+import { makeGenerationConditionsPlugins, type PromptSearchLimits } from "./plugins/generation-conditions.ts";
+import { makePageSizePlugin, type PageSizes } from "./plugins/page-size.ts";
+import { StrictDatetimePlugin } from "./plugins/strict-datetime.ts";
 import { maskError } from "./errors.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
+import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
+import { clientSettings } from "./client-origin.ts";
 import type { StripeConfig } from "../core/stripe-config.ts";
+import { RealtimePlugin } from "./realtime/plugin.ts";
+import type { Realtime } from "./realtime/websockets.ts";
 
 export interface PresetOptions {
   /** Pool of app_authenticator connections; every request runs as app_anonymous or app_user. */
@@ -19,16 +25,46 @@ export interface PresetOptions {
   graphiql?: boolean;
   /** Stripe settings for the billing mutations; default: from the environment. */
   stripe?: StripeConfig;
+  /** Serves the subscriptions over websockets (server/realtime/); without it they are in the schema only. */
+  realtime?: Realtime;
+  /** Page sizes, prompt search bounds and the request roles' timeouts (server/graphql-limits.ts). */
+  limits: PageSizes & PromptSearchLimits & RequestTimeouts;
+}
+
+export interface RequestTimeouts {
+  statementTimeoutMs: number;
+  idleInTransactionTimeoutMs: number;
+}
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** application_name of this request's transactions: how a disconnect finds its query. */
+      pgApplicationName?: string;
+    }
+  }
 }
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
-    plugins: [IdAsUuidPlugin, FlattenPayloadPlugin, ...GenerationConditionsPlugins, makeBillingPlugin({ pool: options.authPool, config: options.stripe })],
+    plugins: [
+      IdAsUuidPlugin,
+      FlattenPayloadPlugin,
+      StrictDatetimePlugin,
+      makePageSizePlugin(options.limits),
+      ...makeGenerationConditionsPlugins(options.limits),
+      makeBillingPlugin({ pool: options.authPool, config: options.stripe }),
+      RealtimePlugin,
+      makeAttemptLimitsPlugin(options.authPool),
+    ],
     pgServices: [
       makeRequestPgService({
         pool: options.authPool,
         schemas: ["app_public"],
+        // LISTEN on its own direct connection (server/realtime/listener.ts), not on this pool.
+        pubsub: false,
+        pgSubscriber: options.realtime?.listener.pgSubscriber ?? null,
       }),
     ],
     gather: {
@@ -51,12 +87,33 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       // grafast writes the response's data as JSON text while it walks the result, instead of
       // building objects for JSON.stringify to walk again.
       outputDataAsString: true,
+      // graphql-ws on /graphql; served by server/realtime/websockets.ts (authenticated in connection_init).
+      websockets: options.realtime !== undefined,
     },
     grafast: {
       explain: false,
       context(requestContext) {
+        // Every transaction of a request or of a subscription's event runs under the request
+        // roles' timeouts (transaction-local, so they hold behind PgBouncer too).
+        const timeouts = {
+          statement_timeout: String(options.limits.statementTimeoutMs),
+          idle_in_transaction_session_timeout: String(options.limits.idleInTransactionTimeoutMs),
+        };
+        if (requestContext.ws && options.realtime) {
+          const context = options.realtime.contextFor(requestContext.ws);
+          return { ...context, pgSettings: { ...context.pgSettings, ...timeouts } };
+        }
         const req = requestContext.expressv4?.req;
-        return { pgSettings: pgSettingsFor(req?.identity) };
+        // Named, so that server/query-cancel.ts can find and cancel its statement when the client
+        // hangs up; with where the request came from (attempt limits, sessions).
+        return {
+          pgSettings: {
+            ...pgSettingsFor(req?.identity),
+            ...clientSettings(req),
+            ...timeouts,
+            ...(req?.pgApplicationName ? { application_name: req.pgApplicationName } : {}),
+          },
+        };
       },
     },
   };

@@ -10,6 +10,7 @@ import { Session } from "node:inspector/promises";
 import type { AddressInfo } from "node:net";
 import { createApp } from "../../server/app.ts";
 import { BENCH_JWT } from "./server.ts";
+import { realtimeConfig } from "../../core/config.ts";
 
 const processes = Number(process.env.BENCH_PROCESSES ?? 1);
 
@@ -35,6 +36,7 @@ if (cluster.isPrimary && processes > 1) {
     jwt: BENCH_JWT,
     graphiql: false,
     authPoolSize: Number(process.env.BENCH_POOL_SIZE ?? 16),
+    realtime: realtimeConfig(process.env),
   });
   // listen(0) in cluster workers: every process shares the one port the primary picked
   await new Promise<void>((resolve) => app.httpServer.listen(0, "127.0.0.1", resolve));

@@ -9,8 +9,10 @@
 grant execute on function
   app_hidden.uuid_generate_v7(),
   app_hidden.raise_error(text, text),
+  app_hidden.raise_error_with(text, text, jsonb),
   app_hidden.slugify(text),
   app_hidden.normalize_email(text),
+  app_hidden.clean_name(text, text),
   app_hidden.current_user_visible_user_ids(),
   app_public.current_user_id(),
   app_public.current_session_id(),

@@ -31,6 +31,9 @@ grant execute on function
   app_public.restore_organization(uuid)
 to app_user;
 
+-- invitation_sends: internal counts for the sending limits; no app role reads them.
+select app_private.secure_table('app_private.invitation_sends');
+
 -- invitations: admins and owners see their organization's (with status and expiry).
 select app_private.secure_table('app_public.invitations');
 grant select on app_public.invitations to app_user;

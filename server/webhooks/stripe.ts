@@ -2,7 +2,8 @@
 // STRIPE_WEBHOOK_SECRET (with its timestamp tolerance); a verified event is stored and its job
 // queued in one transaction (app_private.receive_stripe_event), then 2xx. All the work happens
 // in the worker (workers/tasks/stripe_event.ts), so the answer takes milliseconds and a slow
-// database write never makes Stripe retry a delivery we already have.
+// database write never makes Stripe retry a delivery we already have. Deliveries arriving while
+// others are being stored are stored together, one commit for all (intake-batcher.ts).
 //
 //   400  missing or bad signature, stale timestamp, body that is not a Stripe event (nothing stored)
 //   413  body over 1 MB (nothing stored)
@@ -14,6 +15,7 @@ import type pg from "pg";
 import { loadStripeConfig, type StripeConfig } from "../../core/stripe-config.ts";
 import { webhookVerifier } from "../stripe/client.ts";
 import { rootLogger } from "../../core/logger.ts";
+import { IntakeBatcher } from "./intake-batcher.ts";
 
 export type { StripeConfig };
 
@@ -26,21 +28,12 @@ export interface StripeWebhookOptions {
   config: StripeConfig;
 }
 
-/** SQL reads the grace period from app_private.billing_settings (see db/migrations/committed/000005-stripe-billing.sql). */
-export async function writeBillingSettings(pool: pg.Pool, config: StripeConfig): Promise<void> {
-  await pool.query(
-    `insert into app_private.billing_settings (id, grace_days) values (true, $1)
-     on conflict (id) do update set grace_days = excluded.grace_days
-     where billing_settings.grace_days is distinct from excluded.grace_days`,
-    [config.graceDays],
-  );
-}
-
 function reject(res: Response, status: number, message: string): void {
   res.status(status).json({ error: message });
 }
 
 export function stripeWebhookHandler({ pool, config }: StripeWebhookOptions) {
+  const intake = new IntakeBatcher({ pool });
   return async function receiveStripeWebhook(req: Request, res: Response, next: NextFunction) {
     if (config.webhookSecret === null) return reject(res, 503, "Stripe webhooks are not configured.");
     const signature = req.headers["stripe-signature"];
@@ -68,10 +61,8 @@ export function stripeWebhookHandler({ pool, config }: StripeWebhookOptions) {
     }
     try {
       // The exact bytes Stripe signed, as jsonb (the SDK's parse is only used for the checks).
-      const { rows } = await pool.query("select app_private.receive_stripe_event($1::jsonb) as new", [
-        req.body.toString("utf8"),
-      ]);
-      res.status(200).json({ received: true, duplicate: !rows[0].new });
+      const isNew = await intake.receive(req.body.toString("utf8"));
+      res.status(200).json({ received: true, duplicate: !isNew });
     } catch (error) {
       // 5xx: Stripe retries the delivery later.
       next(error);
@@ -80,14 +71,13 @@ export function stripeWebhookHandler({ pool, config }: StripeWebhookOptions) {
 }
 
 /**
- * Mounts the route on the app (before anything that parses bodies for other paths) and writes
- * BILLING_GRACE_DAYS to the database. config defaults to loadStripeConfig() (the environment).
+ * Mounts the route on the app (before anything that parses bodies for other paths). config
+ * defaults to loadStripeConfig() (the environment).
  */
 export async function mountStripeWebhook(
   app: Express,
   { pool, config = loadStripeConfig() }: { pool: pg.Pool; config?: StripeConfig },
 ): Promise<void> {
-  await writeBillingSettings(pool, config);
   const options: StripeWebhookOptions = { pool, config };
   app.post(
     STRIPE_WEBHOOK_PATH,

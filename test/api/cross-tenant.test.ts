@@ -136,6 +136,16 @@ async function snapshotOfA(): Promise<Record<string, string>> {
     );
     snapshot[relname] = `${rows[0].n}:${rows[0].h}`;
   }
+  // A's users' sessions, account tokens and passwords (app_private, reached through the account
+  // mutations): nothing B does may revoke, use or change them
+  const aUsers = [cast.a.owner.userId, cast.a.admin.userId, cast.a.member.userId];
+  for (const table of ["sessions", "account_tokens", "user_secrets"]) {
+    const { rows } = await db.owner.query(
+      `select count(*)::int as n, md5(coalesce(string_agg(t::text, ',' order by t::text), '')) as h from app_private.${table} t where t.user_id = any($1)`,
+      [aUsers],
+    );
+    snapshot[`app_private.${table}`] = `${rows[0].n}:${rows[0].h}`;
+  }
   return snapshot;
 }
 
@@ -158,6 +168,11 @@ beforeAll(async () => {
     const found = await db.owner.query(`select id::text from app_public.${relname} where organization_id = $1 limit 5`, [cast.a.org.id]);
     for (const row of found.rows) ids.add(row.id);
   }
+  // the sessions of A's users: mySessions and revokeSession must never show or end them for B
+  const sessions = await db.owner.query("select id::text from app_private.sessions where user_id = any($1)", [
+    [cast.a.owner.userId, cast.a.admin.userId, cast.a.member.userId],
+  ]);
+  for (const row of sessions.rows) ids.add(row.id);
   secretIds = [...ids];
 });
 afterAll(async () => {
@@ -210,7 +225,7 @@ test("every root query field: B's members see nothing of A", async () => {
       }
     }
   }
-  const expectedFields = ["organizations", "organization", "organizationBySlug", "users", "organizationMembers", "auditEvents"];
+  const expectedFields = ["organizations", "organization", "organizationBySlug", "users", "organizationMembers", "auditEvents", "mySessions", "currentUser"];
   expect(expectedFields.filter((f) => !tried.includes(f))).toEqual([]);
   expect(problems).toEqual([]);
 });
@@ -260,7 +275,7 @@ test("every mutation that takes an id: B's members change nothing of A's", async
       }
     }
   }
-  expect(tried).toEqual(expect.arrayContaining(["updateOrganization", "deleteOrganization", "updateUser"]));
+  expect(tried).toEqual(expect.arrayContaining(["updateOrganization", "deleteOrganization", "updateUser", "revokeSession"]));
   expect(problems).toEqual([]);
   expect(await snapshotOfA()).toEqual(before);
 });

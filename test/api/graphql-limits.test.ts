@@ -72,11 +72,11 @@ test("fragments are expanded when measuring depth", async () => {
 
 test("too many fields (aliases count) is refused with QUERY_TOO_COMPLEX; at the limit it runs", async () => {
   const fields = (n: number) => Array.from({ length: n }, (_, i) => `f${i}: __typename c${i}: currentUser { id }`).join(" ");
-  // __typename is free; each currentUser { id } is 2 fields.
-  const ok = await postGraphQL(server.url, { query: `{ ${fields(25)} }` });
+  // Every selection counts, meta-fields too: each pair is __typename (1) + currentUser { id } (2).
+  const ok = await postGraphQL(server.url, { query: `{ ${fields(16)} }` });
   expect(ok.status).toBe(200);
   expect(ok.body.errors).toBeUndefined();
-  const tooMany = await postGraphQL(server.url, { query: `{ ${fields(26)} }` });
+  const tooMany = await postGraphQL(server.url, { query: `{ ${fields(17)} }` });
   expect(tooMany.body.data).toBeUndefined();
   expect(tooMany.body.errors).toEqual([
     expect.objectContaining({

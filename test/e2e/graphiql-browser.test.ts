@@ -126,3 +126,51 @@ test("Ruru loads under the CSP, registers through the editor, and runs an authen
   expect(problems).toEqual([]);
   await page.close();
 });
+
+test("Ruru runs a subscription over the websocket with the headers pane as connection_init", async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error" && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text());
+  });
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  const email = `browser-ws-${randomBytes(4).toString("hex")}@example.com`;
+  const registered = await postGraphQL(server.url, {
+    query: `mutation { register(input: { email: "${email}", password: "correct horse battery staple", name: "Ws User" }) { jwtToken } }`,
+  });
+  const token = registered.body.data.register.jwtToken as string;
+  const auth = { authorization: `Bearer ${token}` };
+  const org = await postGraphQL(server.url, { query: 'mutation { createOrganization(input: { name: "Ws Org" }) { organization { id } } }' }, auth);
+  const organizationId = org.body.data.createOrganization.organization.id as string;
+
+  await page.goto(`${server.url}/graphiql`);
+  await page.locator(".graphiql-query-editor .monaco-editor").first().waitFor({ state: "visible", timeout: 30_000 });
+  await page.getByRole("button", { name: /^headers$/i }).click();
+  await typeInto(page, '.monaco-editor[data-uri$="headers.json"]', `{"Authorization": "Bearer ${token}"}`);
+  await typeInto(
+    page,
+    ".graphiql-query-editor .monaco-editor",
+    `subscription Credits { creditAccountUpdated(organizationId: "${organizationId}") { initial creditAccount { available reserved } } }`,
+  );
+  await run(page);
+  await response(page, /"initial":\s*true/);
+  const reserve = await postGraphQL(
+    server.url,
+    { query: `mutation { reserveCredits(input: { organizationId: "${organizationId}", amount: "5", idempotencyKey: "ruru-ws" }) { creditReservation { id } } }` },
+    auth,
+  );
+  expect(reserve.body.errors).toBeUndefined();
+  let answer: string;
+  try {
+    answer = await response(page, /"reserved":\s*"5"/);
+  } catch (error) {
+    mkdirSync(OUTPUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUTPUT, "graphiql-subscription-failure.png"), fullPage: true });
+    throw error;
+  }
+  expect(answer).toMatch(/"initial":\s*false/);
+  mkdirSync(OUTPUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUTPUT, "graphiql-subscription.png"), fullPage: true });
+  expect(problems).toEqual([]);
+  await page.close();
+});

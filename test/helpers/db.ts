@@ -20,6 +20,8 @@ export interface TestDatabase {
   rootUrl: string;
   ownerUrl: string;
   authUrl: string;
+  /** app_owner straight to PostgreSQL even when the run goes through PgBouncer (LISTEN needs a session). */
+  directOwnerUrl: string;
   /** app_owner connections (migrations, jobs, SECURITY DEFINER functions run as this). */
   owner: pg.Pool;
   /** app_authenticator connections, used by `as`. */
@@ -63,7 +65,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   }
 
   // Through PgBouncer when the run has one (TEST_PGBOUNCER=1), else straight to PostgreSQL.
-  const ownerUrl = throughPooler(withCredentials(rootUrl, ROLES.owner, env("TB_TEST_OWNER_PASSWORD"), name));
+  const directOwnerUrl = withCredentials(rootUrl, ROLES.owner, env("TB_TEST_OWNER_PASSWORD"), name);
+  const ownerUrl = throughPooler(directOwnerUrl);
   const authUrl = throughPooler(withCredentials(rootUrl, ROLES.authenticator, env("TB_TEST_AUTHENTICATOR_PASSWORD"), name));
   const owner = new pg.Pool({ connectionString: ownerUrl, max: 5 });
   const auth = new pg.Pool({ connectionString: authUrl, max: 30 });
@@ -79,6 +82,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     rootUrl: withDatabase(rootUrl, name),
     ownerUrl,
     authUrl,
+    directOwnerUrl,
     owner,
     auth,
     root,

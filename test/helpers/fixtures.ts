@@ -13,7 +13,9 @@ export interface TestUser extends Actor {
 export async function createUser(db: TestDatabase, name = "Test User"): Promise<TestUser> {
   const email = `user-${randomBytes(5).toString("hex")}@example.com`;
   const { rows } = await db.owner.query(
-    `with u as (insert into app_public.users (email, name) values ($1, $2) returning id)
+    // verified: fixture users stand for people who proved their address (tests of verification
+    // itself register through app_public.register)
+    `with u as (insert into app_public.users (email, name, email_verified_at) values ($1, $2, now()) returning id)
      insert into app_private.sessions (user_id, expires_at) select id, now() + interval '1 day' from u
      returning user_id, id as session_id`,
     [email, name],

@@ -51,10 +51,10 @@ export interface OpsServer {
 }
 
 export async function startServer(
-  db: { ownerUrl: string; authUrl: string },
+  db: { ownerUrl: string; authUrl: string; directOwnerUrl?: string },
   options: Partial<AppOptions> = {},
 ): Promise<OpsServer> {
-  const app = await createApp({ ownerUrl: db.ownerUrl, authUrl: db.authUrl, jwt: TEST_JWT, ...options });
+  const app = await createApp({ ownerUrl: db.ownerUrl, authUrl: db.authUrl, listenUrl: db.directOwnerUrl, jwt: TEST_JWT, ...options });
   await new Promise<void>((resolve) => app.httpServer.listen(0, "127.0.0.1", resolve));
   const { port } = app.httpServer.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, app, close: () => app.close() };

@@ -36,7 +36,7 @@ export function tokenFor(user: TestUser, overrides: Record<string, unknown> = {}
 }
 
 export async function startTestServer(db: TestDatabase, options: Partial<AppOptions> = {}): Promise<TestServer> {
-  const app = await createApp({ ownerUrl: db.ownerUrl, authUrl: db.authUrl, jwt: TEST_JWT, ...options });
+  const app = await createApp({ ownerUrl: db.ownerUrl, authUrl: db.authUrl, listenUrl: db.directOwnerUrl, jwt: TEST_JWT, ...options });
   await new Promise<void>((resolve) => app.httpServer.listen(0, "127.0.0.1", resolve));
   const { port } = app.httpServer.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;

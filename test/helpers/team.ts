@@ -90,3 +90,14 @@ export function queryAsApiKey<R extends pg.QueryResultRow = any>(
     client.query<R>(sql, values),
   );
 }
+
+/** An API key made through app_public.create_api_key as `as`; the secret is in the answer once. */
+export async function createApiKey(db: TestDatabase, as: Actor, org: string, name = "backend", role = "member", expiresAt: string | null = null) {
+  const { rows } = await db.queryAs(
+    as,
+    `select (r.api_key).id, (r.api_key).role::text, (r.api_key).secret_prefix, (r.api_key).expires_at, r.secret
+     from app_public.create_api_key($1, $2, $3, $4) r`,
+    [org, name, role, expiresAt],
+  );
+  return rows[0];
+}

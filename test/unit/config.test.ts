@@ -38,3 +38,12 @@ test("production with ROOT_DATABASE_URL needs the role passwords", () => {
   expect(error(base)).toMatch(/^DATABASE_OWNER_PASSWORD is required/);
   expect(error({ ...base, DATABASE_OWNER_PASSWORD: "a" })).toMatch(/^DATABASE_AUTHENTICATOR_PASSWORD is required/);
 });
+
+test("realtime limits: defaults, overrides, bad values named", () => {
+  expect(loadConfig({}).realtime).toEqual({ maxSubscriptionsPerConnection: 20, maxConnectionsPerUser: 10, maxConnections: 10_000, keepaliveMs: 12_000 });
+  expect(loadConfig({ REALTIME_MAX_SUBSCRIPTIONS_PER_CONNECTION: "5", REALTIME_MAX_CONNECTIONS_PER_USER: "3", REALTIME_MAX_CONNECTIONS: "100", REALTIME_KEEPALIVE_MS: "5000" }).realtime)
+    .toEqual({ maxSubscriptionsPerConnection: 5, maxConnectionsPerUser: 3, maxConnections: 100, keepaliveMs: 5000 });
+  expect(error({ REALTIME_MAX_SUBSCRIPTIONS_PER_CONNECTION: "0" })).toMatch(/^REALTIME_MAX_SUBSCRIPTIONS_PER_CONNECTION /);
+  expect(error({ REALTIME_MAX_CONNECTIONS_PER_USER: "many" })).toMatch(/^REALTIME_MAX_CONNECTIONS_PER_USER /);
+  expect(error({ REALTIME_KEEPALIVE_MS: "10" })).toMatch(/^REALTIME_KEEPALIVE_MS /);
+});

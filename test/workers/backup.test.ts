@@ -61,6 +61,13 @@ async function fillOtherTables(a: Awaited<ReturnType<typeof twoTenants>>["a"]) {
   const owner = a.owner;
   if (await has("app_public.register(text,text,text)")) {
     await db.queryAs(null, "select app_public.register('backup-reg@example.com', 'correct horse battery staple', 'Reg')");
+    // accounts: a mailed token and an attempt counter (db/functions/020-accounts)
+    if (await has("app_private.issue_account_token(text,uuid,text)")) {
+      await db.owner.query(
+        "select app_private.issue_account_token('verify_email', (select id from app_public.users where email = 'backup-reg@example.com'))",
+      );
+      await db.queryAs(null, "select app_hidden.count_attempt('authenticate', 'backup-reg@example.com')");
+    }
   }
   const project = await db.owner.query("insert into app_public.projects (organization_id, name) values ($1, 'Backup project') returning id", [a.org.id]);
   if (await has("app_public.invite_member(uuid,text,app_public.organization_role)")) {

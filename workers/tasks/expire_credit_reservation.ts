@@ -4,6 +4,7 @@
 // captured, released or already expired is left alone.
 
 import type { Task } from "graphile-worker";
+import { runBatch } from "../batch.ts";
 
 export const EXPIRE_CREDIT_RESERVATION_TASK = "expire_credit_reservation";
 
@@ -18,6 +19,6 @@ export const expireCreditReservation: Task = async (payload, helpers) => {
     if (rows[0].done) helpers.logger.info(`${EXPIRE_CREDIT_RESERVATION_TASK}: reservation ${reservationId} expired`);
     return;
   }
-  const { rows } = await helpers.withPgClient((client) => client.query("select app_private.expire_due_reservations(500) as n"));
-  if (rows[0].n > 0) helpers.logger.info(`${EXPIRE_CREDIT_RESERVATION_TASK}: ${rows[0].n} overdue reservation(s) expired`);
+  const { row } = await runBatch<{ n: number }>(helpers, "select app_private.expire_due_reservations(500) as n");
+  if (row.n > 0) helpers.logger.info(`${EXPIRE_CREDIT_RESERVATION_TASK}: ${row.n} overdue reservation(s) expired`);
 };

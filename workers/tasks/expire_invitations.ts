@@ -3,6 +3,7 @@
 // run every 15 minutes from the crontab as a sweep. Idempotent.
 
 import type { Task } from "graphile-worker";
+import { runBatch } from "../batch.ts";
 
 export const EXPIRE_INVITATIONS_TASK = "expire_invitations";
 
@@ -11,8 +12,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const expireInvitations: Task = async (payload, helpers) => {
   const invitationId = (payload as { invitationId?: unknown } | null)?.invitationId;
   const one = typeof invitationId === "string" && UUID.test(invitationId) ? invitationId : null;
-  const { rows } = await helpers.withPgClient((client) =>
-    client.query("select app_private.expire_invitations($1) as n", [one]),
-  );
-  if (rows[0].n > 0) helpers.logger.info(`${EXPIRE_INVITATIONS_TASK}: ${rows[0].n} invitation(s) expired`);
+  const { row } = await runBatch<{ n: number }>(helpers, "select app_private.expire_invitations($1) as n", [one]);
+  if (row.n > 0) helpers.logger.info(`${EXPIRE_INVITATIONS_TASK}: ${row.n} invitation(s) expired`);
 };

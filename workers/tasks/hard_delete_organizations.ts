@@ -2,12 +2,11 @@
 // through every tenant table (app_private.hard_delete_organizations). Idempotent.
 
 import type { Task } from "graphile-worker";
+import { runBatch } from "../batch.ts";
 
 export const HARD_DELETE_ORGANIZATIONS_TASK = "hard_delete_organizations";
 
 export const hardDeleteOrganizations: Task = async (_payload, helpers) => {
-  const { rows } = await helpers.withPgClient((client) =>
-    client.query("select app_private.hard_delete_organizations() as n"),
-  );
-  helpers.logger.info(`${HARD_DELETE_ORGANIZATIONS_TASK}: ${rows[0].n} organization(s) deleted`);
+  const { row } = await runBatch<{ n: number }>(helpers, "select app_private.hard_delete_organizations() as n");
+  helpers.logger.info(`${HARD_DELETE_ORGANIZATIONS_TASK}: ${row.n} organization(s) deleted`);
 };

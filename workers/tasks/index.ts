@@ -15,6 +15,8 @@ import { expireCreditReservation, EXPIRE_CREDIT_RESERVATION_TASK } from "./expir
 import { expireCreditGrants, EXPIRE_CREDIT_GRANTS_TASK } from "./expire_credit_grants.ts";
 import { rolloverUsagePeriods, ROLLOVER_USAGE_PERIODS_TASK } from "./rollover_usage_periods.ts";
 import { verifyCreditLedger, VERIFY_CREDIT_LEDGER_TASK } from "./verify_credit_ledger.ts";
+import { sendAccountEmail, SEND_ACCOUNT_EMAIL_TASK } from "./send_account_email.ts";
+import { pruneAccountRecords, PRUNE_ACCOUNT_RECORDS_TASK } from "./prune_account_records.ts";
 
 export const taskList: TaskList = {
   [DB_BACKUP_TASK]: dbBackup,
@@ -29,4 +31,6 @@ export const taskList: TaskList = {
   [EXPIRE_CREDIT_GRANTS_TASK]: expireCreditGrants,
   [ROLLOVER_USAGE_PERIODS_TASK]: rolloverUsagePeriods,
   [VERIFY_CREDIT_LEDGER_TASK]: verifyCreditLedger,
+  [SEND_ACCOUNT_EMAIL_TASK]: sendAccountEmail,
+  [PRUNE_ACCOUNT_RECORDS_TASK]: pruneAccountRecords,
 };

@@ -2,10 +2,11 @@
 // features.auditLogRetentionDays setting (app_private.prune_audit_events). Idempotent.
 
 import type { Task } from "graphile-worker";
+import { runBatch } from "../batch.ts";
 
 export const PRUNE_AUDIT_EVENTS_TASK = "prune_audit_events";
 
 export const pruneAuditEvents: Task = async (_payload, helpers) => {
-  const { rows } = await helpers.withPgClient((client) => client.query("select app_private.prune_audit_events() as n"));
-  helpers.logger.info(`${PRUNE_AUDIT_EVENTS_TASK}: ${rows[0].n} audit event(s) deleted`);
+  const { row } = await runBatch<{ n: string }>(helpers, "select app_private.prune_audit_events() as n");
+  helpers.logger.info(`${PRUNE_AUDIT_EVENTS_TASK}: ${row.n} audit event(s) deleted`);
 };

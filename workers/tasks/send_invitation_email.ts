@@ -1,27 +1,17 @@
 // Sends the invitation email queued by inviteMember / resendInvitation (job_key
 // invitation_email:<id>, so a resend replaces an unsent one). SMTP when SMTP_URL is set;
 // otherwise the message is written as an .eml file to OUTBOX_DIR (default <DATA_DIR>/outbox,
-// i.e. .data/outbox) and logged (settings: core/config.ts, mailConfig), so development needs no mail server. Safe to run twice: the file
+// i.e. .data/outbox) and logged (workers/mail.ts; settings: core/config.ts, mailConfig), so development needs no mail server. Safe to run twice: the file
 // name is fixed per token, and a revoked, accepted, expired or resent invitation sends nothing.
 
 import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
-import path from "node:path";
-import nodemailer, { type Transporter } from "nodemailer";
 import type { Task } from "graphile-worker";
 import { mailConfig, type MailConfig } from "../../core/config.ts";
+import { appLink, escapeHtml, htmlDocument, htmlLink, sendMail, type MailMessage } from "../mail.ts";
 
 export const SEND_INVITATION_EMAIL_TASK = "send_invitation_email";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-
-let smtp: { url: string; transport: Transporter } | null = null;
-function smtpTransport(url: string): Transporter {
-  if (smtp?.url !== url) smtp = { url, transport: nodemailer.createTransport(url) };
-  return smtp.transport;
-}
-const fileTransport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "unix" });
 
 interface InvitationEmailRow {
   email: string;
@@ -32,11 +22,12 @@ interface InvitationEmailRow {
   expires_at: Date;
 }
 
-export function invitationMessage(row: InvitationEmailRow, token: string, mail: MailConfig = mailConfig()) {
-  const link = `${mail.appUrl}/invitations/accept?token=${encodeURIComponent(token)}`;
+export function invitationMessage(row: InvitationEmailRow, token: string, mail: MailConfig = mailConfig()): MailMessage {
+  const link = appLink(mail, "/invitations/accept", { token });
   const who = row.inviter_name ?? "Someone";
+  const role = row.role === "admin" ? "an admin" : `a ${row.role}`;
   const text = [
-    `${who} invited you to join ${row.organization_name} on tenantbase as ${row.role === "admin" ? "an admin" : `a ${row.role}`}.`,
+    `${who} invited you to join ${row.organization_name} on tenantbase as ${role}.`,
     "",
     `Accept the invitation: ${link}`,
     "",
@@ -45,11 +36,18 @@ export function invitationMessage(row: InvitationEmailRow, token: string, mail: 
     "",
     `The invitation expires on ${row.expires_at.toISOString()}.`,
   ].join("\n");
+  // The organization's and the inviter's names are chosen by users: escaped, never markup.
+  const html = htmlDocument(`You are invited to join ${row.organization_name}`, [
+    `<b>${escapeHtml(who)}</b> invited you to join <b>${escapeHtml(row.organization_name)}</b> on tenantbase as ${escapeHtml(role)}.`,
+    htmlLink(link, "Accept the invitation"),
+    `Or sign in with ${escapeHtml(row.email)} and call the acceptInvitation mutation with this token:<br><code>${escapeHtml(token)}</code>`,
+    escapeHtml(`The invitation expires on ${row.expires_at.toISOString()}.`),
+  ]);
   return {
-    from: mail.from,
     to: row.email,
     subject: `You are invited to join ${row.organization_name}`,
     text,
+    html,
   };
 }
 
@@ -68,16 +66,7 @@ export const sendInvitationEmail: Task = async (payload, helpers) => {
   }
   const mail = mailConfig();
   const message = invitationMessage(rows[0], token, mail);
-  if (mail.smtpUrl) {
-    await smtpTransport(mail.smtpUrl).sendMail(message);
-    helpers.logger.info(`${SEND_INVITATION_EMAIL_TASK}: sent invitation ${invitationId} to ${message.to}`);
-    return;
-  }
-  const info = await fileTransport.sendMail(message);
-  const dir = mail.outboxDir;
-  mkdirSync(dir, { recursive: true });
   const tokenTag = createHash("sha256").update(token).digest("hex").slice(0, 12);
-  const file = path.join(dir, `invitation-${invitationId}-${tokenTag}.eml`);
-  writeFileSync(file, info.message as Buffer);
-  helpers.logger.info(`${SEND_INVITATION_EMAIL_TASK}: no SMTP_URL; invitation for ${message.to} written to ${file}`);
+  const sent = await sendMail(message, `invitation-${invitationId}-${tokenTag}`, mail);
+  helpers.logger.info(`${SEND_INVITATION_EMAIL_TASK}: invitation ${invitationId} for ${message.to} sent via ${sent.via}`);
 };

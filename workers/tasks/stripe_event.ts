@@ -19,17 +19,14 @@ export const stripeEvent: Task = async (payload, helpers) => {
     return;
   }
   try {
+    // One statement, so one round trip and one implicit transaction: the attempt is counted
+    // (the function in FROM runs first) and the event applied together, or neither.
     const outcome = await helpers.withPgClient(async (client) => {
-      await client.query("begin");
-      try {
-        const { rows } = await client.query("select app_private.process_stripe_event($1) as outcome", [eventId]);
-        await client.query("select app_private.record_stripe_event_attempt($1, null)", [eventId]);
-        await client.query("commit");
-        return rows[0].outcome as string;
-      } catch (error) {
-        await client.query("rollback").catch(() => {});
-        throw error;
-      }
+      const { rows } = await client.query(
+        "select app_private.process_stripe_event($1) as outcome from app_private.record_stripe_event_attempt($1, null)",
+        [eventId],
+      );
+      return rows[0].outcome as string;
     });
     helpers.logger.debug(`stripe_event ${eventId}: ${outcome}`);
   } catch (error) {

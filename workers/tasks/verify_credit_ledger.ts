@@ -1,5 +1,6 @@
 // Nightly: recomputes every organization's credit balance from the ledger (and from its grants
-// and open reservations) and its usage counters from scratch, and logs an error naming each
+// and open reservations) and its usage counters from scratch, checks that every running
+// generation holds an open reservation of its own, and logs an error naming each
 // organization that differs. Read-only, so safe to run any number of times. It does not repair:
 // a difference means a bug, and a person should look at it.
 
@@ -22,13 +23,25 @@ export const verifyCreditLedger: Task = async (_payload, helpers) => {
       `${VERIFY_CREDIT_LEDGER_TASK}: organization ${row.organization_id} usage counter ${row.counter} is ${row.stored}, recomputed ${row.recomputed}`,
     );
   }
-  const ok = credits.rows.length === 0 && counters.rows.length === 0;
+  const generations = await helpers.withPgClient((client) =>
+    client.query("select * from app_private.generation_reservation_discrepancies()"),
+  );
+  for (const row of generations.rows) {
+    helpers.logger.error(
+      `${VERIFY_CREDIT_LEDGER_TASK}: organization ${row.organization_id} generation ${row.generation_id} is running but its reservation ${row.reservation_id} is ${row.reservation_status}`,
+    );
+  }
+  const ok = credits.rows.length === 0 && counters.rows.length === 0 && generations.rows.length === 0;
   if (ok) helpers.logger.info(`${VERIFY_CREDIT_LEDGER_TASK}: all balances and counters agree`);
   // The result shows in /readyz details and as a /metrics series (server/health.ts).
   await helpers.withPgClient((client) =>
     client.query("select app_private.record_check('credit_ledger', $1, $2)", [
       ok,
-      JSON.stringify({ creditDiscrepancies: credits.rows.length, counterDiscrepancies: counters.rows.length }),
+      JSON.stringify({
+        creditDiscrepancies: credits.rows.length,
+        counterDiscrepancies: counters.rows.length,
+        generationDiscrepancies: generations.rows.length,
+      }),
     ]),
   );
 };

@@ -26,6 +26,8 @@ comment on function app_private.tg_audit_columns() is
 
 create or replace trigger _100_audit_columns before insert or update on app_public.users
   for each row execute function app_private.tg_audit_columns();
+create or replace trigger _100_audit_columns before insert or update on app_private.invitation_sends
+  for each row execute function app_private.tg_audit_columns();
 create or replace trigger _100_audit_columns before insert or update on app_private.user_secrets
   for each row execute function app_private.tg_audit_columns();
 create or replace trigger _100_audit_columns before insert or update on app_private.sessions

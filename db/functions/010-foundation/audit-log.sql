@@ -50,17 +50,30 @@ create or replace function app_private.prune_audit_events() returns bigint
   set search_path = pg_catalog, public
 as $$
 declare
-  v_count bigint;
+  v_settings app_public.organization_settings;
+  v_count bigint := 0;
+  v_deleted bigint;
+  v_state text;
+  v_message text;
 begin
   perform set_config('tenantbase.allow_prune', 'on', true);
-  with gone as (
-    delete from app_public.audit_events a
-    using app_public.organization_settings s
-    where s.organization_id = a.organization_id
-      and a.created_at < now() - make_interval(days => (s.features ->> 'auditLogRetentionDays')::int)
-    returning 1
-  )
-  select count(*) into v_count from gone;
+  -- One organization at a time, each in a subtransaction: a failure is rolled back alone and
+  -- reported (400-operations/batch-failures.sql); the others are pruned.
+  for v_settings in select * from app_public.organization_settings s order by s.organization_id loop
+    begin
+      with gone as (
+        delete from app_public.audit_events a
+        where a.organization_id = v_settings.organization_id
+          and a.created_at < now() - make_interval(days => (v_settings.features ->> 'auditLogRetentionDays')::int)
+        returning 1
+      )
+      select count(*) into v_deleted from gone;
+      v_count := v_count + v_deleted;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+      perform app_private.record_organization_failure('prune_audit_events', v_settings.organization_id, v_state, v_message);
+    end;
+  end loop;
   perform set_config('tenantbase.allow_prune', '', true);
   return v_count;
 end;

@@ -30,18 +30,29 @@ as $$
 $$;
 comment on function app_hidden.current_api_key_id() is 'The API key the request was made with, or null.';
 
+-- Live: not revoked, not past its expiry, and used within the idle timeout
+-- (account_settings.session_idle_timeout, see sessions.sql). Volatile: it also records the use
+-- (last_used_at, at most once a minute, so a busy session writes once a minute, not per request).
 create or replace function app_hidden.session_is_live(session_id uuid, user_id uuid) returns boolean
-  language plpgsql stable security definer
+  language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
+declare
+  v_last_used_at timestamptz;
 begin
-  return exists (
-    select 1 from app_private.sessions s
-    where s.id = session_is_live.session_id
-      and s.user_id = session_is_live.user_id
-      and s.revoked_at is null
-      and s.expires_at > now()
-  );
+  select s.last_used_at into v_last_used_at from app_private.sessions s
+  where s.id = session_is_live.session_id
+    and s.user_id = session_is_live.user_id
+    and s.revoked_at is null
+    and s.expires_at > now();
+  if v_last_used_at is null or v_last_used_at <= now() - (app_private.account_settings()).session_idle_timeout then
+    return false;
+  end if;
+  if v_last_used_at < now() - interval '1 minute' then
+    update app_private.sessions s set last_used_at = now()
+    where s.id = session_is_live.session_id and s.last_used_at < now() - interval '1 minute';
+  end if;
+  return true;
 end;
 $$;
 

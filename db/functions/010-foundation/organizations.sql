@@ -5,10 +5,7 @@ create or replace function app_private.tg_organizations_validate() returns trigg
   set search_path = pg_catalog, public
 as $$
 begin
-  if new.name is null or length(btrim(new.name)) = 0 or length(btrim(new.name)) > 100 then
-    perform app_hidden.raise_error('INVALID_NAME', 'Organization name must be 1 to 100 characters.');
-  end if;
-  new.name := btrim(new.name);
+  new.name := app_hidden.clean_name(new.name, 'Organization name');
   return new;
 end;
 $$;
@@ -37,17 +34,36 @@ as $$
 declare
   v_org app_public.organizations;
   v_attempt int := 0;
+  v_name text;
+  v_plan app_public.plans;
+  v_owned int;
 begin
   if app_public.current_user_id() is null then
     perform app_hidden.raise_error('NOT_AUTHENTICATED', 'Sign in first.');
   end if;
-  if create_organization.name is null or length(btrim(create_organization.name)) not between 1 and 100 then
-    perform app_hidden.raise_error('INVALID_NAME', 'Organization name must be 1 to 100 characters.');
+  -- open to unverified users unless VERIFIED_EMAIL_REQUIRED_FOR names organizations
+  perform app_hidden.require_verified_email('organizations');
+  v_name := app_hidden.clean_name(create_organization.name, 'Organization name');
+  -- Every new organization starts on the free plan and gets its monthly credits: a user may own
+  -- only so many organizations on it (plans.max_owned_organizations). The user's row lock makes
+  -- two concurrent creations by one user count each other.
+  select p.* into v_plan from app_public.plans p where p.id = 'free';
+  if v_plan.max_owned_organizations is not null then
+    perform 1 from app_public.users u where u.id = app_public.current_user_id() for update;
+    select count(*) into v_owned
+    from app_public.organization_members m
+    join app_public.organizations o on o.id = m.organization_id
+    where m.user_id = app_public.current_user_id() and m.role = 'owner' and o.deleted_at is null
+      and (app_private.organization_plan(o.id)).id = v_plan.id;
+    if v_owned >= v_plan.max_owned_organizations then
+      perform app_hidden.raise_error('ORGANIZATION_LIMIT_REACHED',
+        format('You already own %s organizations on the %s plan, the most it allows; upgrade one or delete one first.', v_owned, v_plan.name));
+    end if;
   end if;
   loop
     begin
       insert into app_public.organizations (slug, name)
-      values (app_private.unique_slug(create_organization.name), btrim(create_organization.name))
+      values (app_private.unique_slug(v_name), v_name)
       returning * into v_org;
       exit;
     exception when unique_violation then

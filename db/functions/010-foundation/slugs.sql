@@ -5,7 +5,9 @@
 create or replace function app_hidden.slugify(value text) returns text
   language sql immutable strict parallel safe
 as $$
-  select left(trim(both '-' from regexp_replace(lower(value), '[^a-z0-9]+', '-', 'g')), 40);
+  -- Cut to 40, then trim again: a cut can end on a hyphen ("Acme Rocket Propulsion Laboratories Inc
+  -- Group" would end in one and fail the slug check).
+  select trim(both '-' from left(trim(both '-' from regexp_replace(lower(value), '[^a-z0-9]+', '-', 'g')), 40));
 $$;
 
 create or replace function app_hidden.is_reserved_slug(slug text) returns boolean

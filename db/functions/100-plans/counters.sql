@@ -1,13 +1,15 @@
 -- Usage counters: kept in step by triggers in the same transaction, and recomputed from the rows to check them.
 
 -- Every organization gets its counter row in the transaction that creates it, before its first
--- member is inserted (create_organization inserts the owner right after).
+-- member is inserted (create_organization inserts the owner right after). The period is set here
+-- rather than by the column defaults, whose month arithmetic follows the session's TimeZone.
 create or replace function app_private.tg_organizations_usage_counter() returns trigger
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 begin
-  insert into app_public.usage_counters (organization_id) values (new.id)
+  insert into app_public.usage_counters (organization_id, period_start, period_end)
+  values (new.id, app_hidden.usage_period_start(now()), app_hidden.usage_period_end(now()))
   on conflict (organization_id) do nothing;
   return null;
 end;

@@ -11,10 +11,7 @@ begin
      and not new.organization_id = any (app_public.current_user_organization_ids()) then
     perform app_hidden.raise_error('NOT_FOUND', 'No such organization.');
   end if;
-  if new.name is null or length(btrim(new.name)) not between 1 and 100 then
-    perform app_hidden.raise_error('INVALID_NAME', 'Project name must be 1 to 100 characters.');
-  end if;
-  new.name := btrim(new.name);
+  new.name := app_hidden.clean_name(new.name, 'Project name');
   if length(new.description) > 2000 then
     perform app_hidden.raise_error('INVALID_DESCRIPTION', 'Project description must be at most 2000 characters.');
   end if;

@@ -7,6 +7,15 @@ as $$
   select date_trunc('month', at at time zone 'UTC') at time zone 'UTC';
 $$;
 
+-- The end of the usage period containing a moment: the next UTC month's start. The month is added
+-- to UTC wall-clock time: `timestamptz + interval '1 month'` counts months in the session's
+-- TimeZone, which ended the March period on March 28 at 23:00 UTC under America/New_York.
+create or replace function app_hidden.usage_period_end(at timestamptz) returns timestamptz
+  language sql immutable parallel safe
+as $$
+  select (date_trunc('month', at at time zone 'UTC') + interval '1 month') at time zone 'UTC';
+$$;
+
 -- Closes the organization's usage period if it has ended: its totals go to usage_periods, the
 -- counters restart for the period containing now, and the plan's allowance for that period is
 -- granted (idempotent per period). Returns whether it rolled over.
@@ -35,7 +44,7 @@ begin
   v_start := greatest(v_counter.period_end, app_hidden.usage_period_start(now()));
   update app_public.usage_counters c
   set period_start = v_start,
-      period_end = app_hidden.usage_period_start(v_start) + interval '1 month',
+      period_end = app_hidden.usage_period_end(v_start),
       generations = 0, credits_spent = 0, api_calls = 0
   where c.organization_id = v_counter.organization_id;
   perform app_private.grant_monthly_allowance(v_counter.organization_id);
@@ -46,6 +55,10 @@ begin
 end;
 $$;
 
+-- Rolls over every organization whose period has ended (at most max_orgs per call), each in a
+-- subtransaction of its own: one organization's failure is rolled back alone, counted and
+-- reported (400-operations/batch-failures.sql), and the others roll over regardless. The failed
+-- one is still due, so the next run tries it again.
 create or replace function app_private.rollover_due_usage_periods(max_orgs int default 500) returns int
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -53,16 +66,23 @@ as $$
 declare
   v_organization_id uuid;
   v_count int := 0;
+  v_state text;
+  v_message text;
 begin
   for v_organization_id in
     select c.organization_id from app_public.usage_counters c
     where c.period_end <= now()
-    order by c.organization_id
+    order by c.period_end, c.organization_id
     limit greatest(coalesce(max_orgs, 500), 1)
   loop
-    if app_private.rollover_usage_period(v_organization_id) then
-      v_count := v_count + 1;
-    end if;
+    begin
+      if app_private.rollover_usage_period(v_organization_id) then
+        v_count := v_count + 1;
+      end if;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+      perform app_private.record_organization_failure('rollover_usage_periods', v_organization_id, v_state, v_message);
+    end;
   end loop;
   return v_count;
 end;

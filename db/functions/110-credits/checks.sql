@@ -1,4 +1,5 @@
--- The invariant balance = sum(ledger), checked per organization.
+-- The invariants of credits, checked per organization by the nightly job: balance = sum(ledger),
+-- and every running generation holds an open reservation of its own.
 
 -- Every organization whose account disagrees with its ledger, its grants or its reservations.
 -- Empty when all is well.
@@ -26,3 +27,20 @@ as $$
 $$;
 comment on function app_private.credit_ledger_discrepancies() is
   'Organizations whose credit account differs from the sum of their ledger, grants or open reservations.';
+
+-- Every running generation whose reservation is not an open one of its own: it could never
+-- complete or fail. (Before system keys had their own column, a generation could adopt a
+-- reservation a client had made and released under the key 'generation:<its key>'.)
+create or replace function app_private.generation_reservation_discrepancies()
+returns table (organization_id uuid, generation_id uuid, reservation_id uuid, reservation_status text)
+  language sql stable security definer
+  set search_path = pg_catalog, public
+as $$
+  select g.organization_id, g.id, g.reservation_id, coalesce(r.status::text, 'missing')
+    from app_public.generations g
+    left join app_public.credit_reservations r on r.organization_id = g.organization_id and r.id = g.reservation_id
+   where g.status = 'running'
+     and (r.id is null or r.status <> 'open' or r.system_key is distinct from 'generation:' || g.id);
+$$;
+comment on function app_private.generation_reservation_discrepancies() is
+  'Running generations whose reservation is missing, settled, or not their own.';

@@ -1,8 +1,9 @@
 -- Spending credits: which grants pay, soonest-expiring first.
 
 -- Takes credits away (refund, chargeback, correction) from the soonest-expiring grants first.
+-- An operator's or the system's operation: its key is a system key.
 create or replace function app_private.debit_credits(
-  organization_id uuid, amount bigint, source text, idempotency_key text
+  organization_id uuid, amount bigint, source text, system_key text
 ) returns app_public.credit_ledger
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -18,8 +19,8 @@ begin
     perform app_hidden.raise_error('INVALID_AMOUNT', 'Amount must be a whole number of credits from 1 to 10^12.');
   end if;
   v_account := app_private.lock_credit_account(debit_credits.organization_id);
-  if idempotency_key is not null then
-    v_entry := app_private.ledger_entry_by_key(debit_credits.organization_id, idempotency_key);
+  if system_key is not null then
+    v_entry := app_private.ledger_entry_by_system_key(debit_credits.organization_id, system_key);
     if v_entry.id is not null then
       if v_entry.kind <> 'adjust' or v_entry.amount <> -debit_credits.amount then
         perform app_hidden.raise_error('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used for a different operation.');
@@ -45,6 +46,6 @@ begin
     v_left := v_left - v_take;
   end loop;
   return app_private.ledger_append(debit_credits.organization_id, 'adjust', -amount, 0,
-    source => coalesce(source, 'manual'), idempotency_key => idempotency_key);
+    source => coalesce(source, 'manual'), system_key => system_key);
 end;
 $$;

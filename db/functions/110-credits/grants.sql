@@ -1,12 +1,13 @@
 -- Credit grants: granting credits (once per key), the monthly allowance, and expiring what is left.
 
--- The implementation of grant_credits, with the Stripe event it came from (if any).
+-- The implementation of grant_credits, with the Stripe event it came from (if any). Grants are
+-- system operations (allowance, Stripe, operators): their key is a system key, never a client's.
 create or replace function app_private.grant_credits_from(
   organization_id uuid,
   amount bigint,
   source text,
   expires_at timestamptz,
-  idempotency_key text,
+  system_key text,
   stripe_event_id text
 ) returns app_public.credit_ledger
   language plpgsql volatile security definer
@@ -22,10 +23,10 @@ begin
   if source is null or source !~ '^[a-z][a-z0-9_]{0,31}$' then
     perform app_hidden.raise_error('INVALID_SOURCE', 'Source must be a short lowercase word such as purchase or manual.');
   end if;
-  perform app_hidden.assert_valid_idempotency_key(idempotency_key, false);
+  perform app_hidden.assert_valid_idempotency_key(system_key, false);
   perform app_private.lock_credit_account(grant_credits_from.organization_id);
-  if idempotency_key is not null then
-    v_entry := app_private.ledger_entry_by_key(grant_credits_from.organization_id, idempotency_key);
+  if system_key is not null then
+    v_entry := app_private.ledger_entry_by_system_key(grant_credits_from.organization_id, system_key);
     if v_entry.id is not null then
       if v_entry.kind <> 'grant' or v_entry.amount <> grant_credits_from.amount then
         perform app_hidden.raise_error('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used for a different operation.');
@@ -37,7 +38,7 @@ begin
   values (grant_credits_from.organization_id, source, amount, amount, expires_at)
   returning id into v_grant_id;
   v_entry := app_private.ledger_append(grant_credits_from.organization_id, 'grant', amount, 0,
-    source => source, grant_id => v_grant_id, idempotency_key => idempotency_key,
+    source => source, grant_id => v_grant_id, system_key => system_key,
     stripe_event_id => stripe_event_id);
   -- A grant that is already past its expiry is granted and expired at once: both stay on record.
   if expires_at is not null and expires_at <= now() then
@@ -47,22 +48,22 @@ begin
 end;
 $$;
 
--- For purchases and allowances (billing code and jobs; clients cannot call it). Idempotent on
--- the key: a repeat returns the first entry and writes nothing.
+-- For purchases and allowances (billing code, jobs, operators; clients cannot call it).
+-- Idempotent on the system key: a repeat returns the first entry and writes nothing.
 create or replace function app_private.grant_credits(
   organization_id uuid,
   amount bigint,
   source text,
   expires_at timestamptz,
-  idempotency_key text
+  system_key text
 ) returns app_public.credit_ledger
   language sql volatile security definer
   set search_path = pg_catalog, public
 as $$
-  select app_private.grant_credits_from(organization_id, amount, source, expires_at, idempotency_key, null);
+  select app_private.grant_credits_from(organization_id, amount, source, expires_at, system_key, null);
 $$;
 comment on function app_private.grant_credits(uuid, bigint, text, timestamptz, text) is
-  'Adds credits (source: purchase, monthly_allowance, manual, …) expiring at expires_at (null: never). Returns the ledger entry; repeating with the same idempotency_key returns the first entry.';
+  'Adds credits (source: purchase, monthly_allowance, manual, …) expiring at expires_at (null: never). Returns the ledger entry; repeating with the same system_key returns the first entry.';
 
 -- The allowance of the organization's current usage period, expiring at its end. Idempotent per
 -- period (the key names it), so the period rollover job and billing code can both call it.
@@ -73,15 +74,10 @@ as $$
 declare
   v_counter app_public.usage_counters;
   v_plan app_public.plans := app_private.organization_plan(grant_monthly_allowance.organization_id);
-  v_billed boolean;
 begin
-  -- A plan paid through Stripe gets its credits from each paid invoice (billing code), not here.
-  -- That check lives with the billing code, which may not be installed: looked up by name.
-  if to_regprocedure('app_private.organization_has_billed_plan(uuid)') is not null then
-    execute 'select app_private.organization_has_billed_plan($1)' into v_billed using grant_monthly_allowance.organization_id;
-    if v_billed then
-      return null;
-    end if;
+  -- A plan paid through Stripe gets its credits from each paid invoice (300-billing), not here.
+  if app_private.organization_has_billed_plan(grant_monthly_allowance.organization_id) then
+    return null;
   end if;
   select * into v_counter from app_public.usage_counters c where c.organization_id = grant_monthly_allowance.organization_id;
   if v_plan.monthly_credits is null or v_plan.monthly_credits = 0 or v_counter.organization_id is null then
@@ -131,7 +127,9 @@ begin
 end;
 $$;
 
--- Removes what is left of every expired grant (at most max_orgs organizations per call).
+-- Removes what is left of every expired grant (at most max_orgs organizations per call), each
+-- organization in a subtransaction of its own: one failure is rolled back alone and reported
+-- (400-operations/batch-failures.sql); the others go on.
 create or replace function app_private.expire_due_grants(max_orgs int default 500) returns int
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -139,6 +137,8 @@ as $$
 declare
   v_organization_id uuid;
   v_count int := 0;
+  v_state text;
+  v_message text;
 begin
   for v_organization_id in
     select distinct g.organization_id from app_public.credit_grants g
@@ -146,7 +146,12 @@ begin
     order by g.organization_id
     limit greatest(coalesce(max_orgs, 500), 1)
   loop
-    v_count := v_count + app_private.expire_grants(v_organization_id);
+    begin
+      v_count := v_count + app_private.expire_grants(v_organization_id);
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+      perform app_private.record_organization_failure('expire_credit_grants', v_organization_id, v_state, v_message);
+    end;
   end loop;
   return v_count;
 end;

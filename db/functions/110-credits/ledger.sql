@@ -61,7 +61,7 @@ begin
 end;
 $$;
 
--- The ledger entry already written under this key, if any (account locked by the caller).
+-- The ledger entry already written under this client key, if any (account locked by the caller).
 create or replace function app_private.ledger_entry_by_key(organization_id uuid, idempotency_key text) returns app_public.credit_ledger
   language sql stable security definer
   set search_path = pg_catalog, public
@@ -69,6 +69,17 @@ as $$
   select * from app_public.credit_ledger l
   where l.organization_id = ledger_entry_by_key.organization_id
     and l.idempotency_key = ledger_entry_by_key.idempotency_key;
+$$;
+
+-- The ledger entry already written under this system key, if any (account locked by the caller).
+-- System keys live in their own column: no key a client sends can find or take one.
+create or replace function app_private.ledger_entry_by_system_key(organization_id uuid, system_key text) returns app_public.credit_ledger
+  language sql stable security definer
+  set search_path = pg_catalog, public
+as $$
+  select * from app_public.credit_ledger l
+  where l.organization_id = ledger_entry_by_system_key.organization_id
+    and l.system_key = ledger_entry_by_system_key.system_key;
 $$;
 
 -- Moves an account and records the move, in one place. The account row must already be locked by
@@ -83,7 +94,8 @@ create or replace function app_private.ledger_append(
   generation_id uuid default null,
   grant_id uuid default null,
   idempotency_key text default null,
-  stripe_event_id text default null
+  stripe_event_id text default null,
+  system_key text default null
 ) returns app_public.credit_ledger
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -102,11 +114,12 @@ begin
   end if;
   insert into app_public.credit_ledger (
     organization_id, kind, available_delta, reserved_delta, available_after, reserved_after,
-    source, reservation_id, generation_id, grant_id, idempotency_key, stripe_event_id
+    source, reservation_id, generation_id, grant_id, idempotency_key, stripe_event_id, system_key
   ) values (
     ledger_append.organization_id, ledger_append.kind, ledger_append.available_delta, ledger_append.reserved_delta,
     v_account.available, v_account.reserved, ledger_append.source, ledger_append.reservation_id,
-    ledger_append.generation_id, ledger_append.grant_id, ledger_append.idempotency_key, ledger_append.stripe_event_id
+    ledger_append.generation_id, ledger_append.grant_id, ledger_append.idempotency_key, ledger_append.stripe_event_id,
+    ledger_append.system_key
   ) returning * into v_entry;
   return v_entry;
 end;

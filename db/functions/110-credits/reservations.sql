@@ -17,9 +17,17 @@ declare
   v_grant app_public.credit_grants;
   v_left bigint := amount;
   v_take bigint;
+  -- A generation's reservation is keyed by the generation (a system key); any other by the key
+  -- the client sent. The two live in different columns, so neither can find the other.
+  v_system_key text := 'generation:' || generation_id;
 begin
+  if (generation_id is null) = (idempotency_key is null) then
+    raise exception 'reserve_credits takes a client idempotency key or a generation id, not both';
+  end if;
   v_account := app_private.lock_credit_account(reserve_credits.organization_id);
-  v_entry := app_private.ledger_entry_by_key(reserve_credits.organization_id, idempotency_key);
+  v_entry := case when generation_id is null
+    then app_private.ledger_entry_by_key(reserve_credits.organization_id, idempotency_key)
+    else app_private.ledger_entry_by_system_key(reserve_credits.organization_id, v_system_key) end;
   if v_entry.id is not null then
     select * into v_reservation from app_public.credit_reservations r
     where r.organization_id = reserve_credits.organization_id and r.id = v_entry.reservation_id;
@@ -37,8 +45,8 @@ begin
       format('Not enough credits: %s available, %s requested.', v_account.available, amount));
   end if;
 
-  insert into app_public.credit_reservations (organization_id, amount, idempotency_key, expires_at)
-  values (reserve_credits.organization_id, amount, idempotency_key, now() + make_interval(secs => ttl_seconds))
+  insert into app_public.credit_reservations (organization_id, amount, idempotency_key, system_key, expires_at)
+  values (reserve_credits.organization_id, amount, idempotency_key, v_system_key, now() + make_interval(secs => ttl_seconds))
   returning * into v_reservation;
 
   -- Hold the credits from the soonest-expiring grants first.
@@ -61,7 +69,8 @@ begin
   end if;
 
   perform app_private.ledger_append(reserve_credits.organization_id, 'reserve', -amount, amount,
-    reservation_id => v_reservation.id, generation_id => generation_id, idempotency_key => idempotency_key);
+    reservation_id => v_reservation.id, generation_id => generation_id, idempotency_key => idempotency_key,
+    system_key => v_system_key);
 
   -- Release it at expires_at if nobody settles it first (the job is a no-op otherwise).
   perform graphile_worker.add_job(
@@ -227,6 +236,9 @@ $$;
 
 -- Safety net behind the job queued at each reservation's expires_at: releases every open
 -- reservation past its expiry (at most max_count per call). Returns how many it released.
+-- The sweep behind each reservation's own expiry job: every overdue open reservation (at most
+-- max_count per call), each in a subtransaction of its own, so one organization's failure is
+-- rolled back alone and reported (400-operations/batch-failures.sql).
 create or replace function app_private.expire_due_reservations(max_count int default 500) returns int
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -234,6 +246,8 @@ as $$
 declare
   v_row record;
   v_count int := 0;
+  v_state text;
+  v_message text;
 begin
   for v_row in
     select r.organization_id, r.id from app_public.credit_reservations r
@@ -241,9 +255,14 @@ begin
     order by r.organization_id, r.id
     limit greatest(coalesce(max_count, 500), 1)
   loop
-    if app_private.expire_reservation(v_row.organization_id, v_row.id) then
-      v_count := v_count + 1;
-    end if;
+    begin
+      if app_private.expire_reservation(v_row.organization_id, v_row.id) then
+        v_count := v_count + 1;
+      end if;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+      perform app_private.record_organization_failure('expire_credit_reservation', v_row.organization_id, v_state, v_message);
+    end;
   end loop;
   return v_count;
 end;

@@ -50,7 +50,9 @@ begin
     perform app_hidden.raise_error('NOT_FOUND', 'No such project.');
   end if;
 
-  v_reservation := app_private.reserve_credits(organization_id, v_amount, 'generation:' || idempotency_key, 3600, v_id);
+  -- Keyed by the new generation's id, a system key: a client's reservation can never be taken for
+  -- it (the client's idempotency key is the generation's own, checked above).
+  v_reservation := app_private.reserve_credits(organization_id, v_amount, null, 3600, v_id);
   insert into app_public.generations (
     organization_id, id, project_id, kind, model, status, credits_estimated, reservation_id, idempotency_key, metadata
   ) values (

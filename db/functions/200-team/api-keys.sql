@@ -14,12 +14,11 @@ declare
   v_key app_public.api_keys;
 begin
   perform app_private.assert_team_admin(create_api_key.organization_id, 'create API keys');
+  perform app_hidden.require_verified_email('api_keys');
   if coalesce(create_api_key.role, 'member') not in ('member', 'admin') then
     perform app_hidden.raise_error('INVALID_ROLE', 'An API key is member or admin.');
   end if;
-  if create_api_key.name is null or length(btrim(create_api_key.name)) not between 1 and 100 then
-    perform app_hidden.raise_error('INVALID_NAME', 'API key name must be 1 to 100 characters.');
-  end if;
+  perform app_hidden.clean_name(create_api_key.name, 'API key name');
   if create_api_key.expires_at is not null and create_api_key.expires_at <= now() then
     perform app_hidden.raise_error('INVALID_EXPIRY', 'expiresAt must be in the future.');
   end if;
@@ -29,7 +28,7 @@ begin
     perform app_hidden.raise_error('API_ACCESS_DISABLED', 'API access is switched off in the organization''s settings.');
   end if;
   insert into app_public.api_keys (organization_id, name, role, secret_prefix, expires_at)
-  values (create_api_key.organization_id, btrim(create_api_key.name), coalesce(create_api_key.role, 'member'),
+  values (create_api_key.organization_id, app_hidden.clean_name(create_api_key.name, 'API key name'), coalesce(create_api_key.role, 'member'),
           left(v_secret, 12), create_api_key.expires_at)
   returning * into v_key;
   insert into app_private.api_key_secrets (organization_id, api_key_id, secret_hash)

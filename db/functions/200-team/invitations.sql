@@ -43,6 +43,8 @@ create or replace function app_private.queue_invitation_jobs(invitation app_publ
   set search_path = pg_catalog, public
 as $$
 begin
+  -- Every email counts against the organization's sending limits (invitation-limits.sql).
+  perform app_private.count_invitation_send(invitation.organization_id, invitation.email);
   perform graphile_worker.add_job(
     'send_invitation_email',
     json_build_object('organizationId', invitation.organization_id, 'invitationId', invitation.id, 'token', token),
@@ -131,6 +133,7 @@ begin
   if v_user_id is null then
     perform app_hidden.raise_error('NOT_AUTHENTICATED', 'Sign in to accept an invitation.');
   end if;
+  perform app_hidden.require_verified_email('invitations');
   select * into v_ref from app_private.invitation_tokens t
   where t.token_hash = digest(coalesce(accept_invitation.token, ''), 'sha256');
   if not found then
@@ -277,15 +280,20 @@ comment on function app_public.resend_invitation(uuid) is
 -- Invitations addressed to the signed-in user (to show "you have been invited" after sign-up).
 -- The token is still needed to accept: this shows that they exist, not how to take them.
 create or replace function app_public.my_pending_invitations() returns setof app_public.invitations
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = pg_catalog, public
 as $$
+begin
+  -- by default only a proven address sees what was sent to it (020-accounts/email-verification.sql)
+  perform app_hidden.require_verified_email('invitations');
+  return query
   select i.* from app_public.invitations i
   join app_public.users u on u.email = i.email
   join app_public.organizations o on o.id = i.organization_id and o.deleted_at is null
   where u.id = app_public.current_user_id()
     and i.status = 'pending' and i.expires_at > now()
   order by i.created_at desc;
+end;
 $$;
 comment on function app_public.my_pending_invitations() is
   'Pending invitations sent to the signed-in user''s email address.';
@@ -315,25 +323,45 @@ $$;
 
 -- Marks pending invitations whose time is up as expired (the job at expires_at and the periodic
 -- sweep). Their tokens stay, so a late accept answers INVITATION_EXPIRED rather than INVALID.
+-- Expires pending invitations past expires_at: one, or (null) every organization's, each
+-- organization in a subtransaction of its own so that one failure is rolled back alone and
+-- reported (400-operations/batch-failures.sql).
 create or replace function app_private.expire_invitations(invitation_id uuid default null) returns int
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 declare
-  v_count int;
+  v_organization_id uuid;
+  v_count int := 0;
+  v_expired int;
+  v_state text;
+  v_message text;
 begin
-  with expired as (
-    update app_public.invitations i set status = 'expired'
-    where i.status = 'pending'
-      and i.expires_at <= now()
+  for v_organization_id in
+    select distinct i.organization_id from app_public.invitations i
+    where i.status = 'pending' and i.expires_at <= now()
       and (expire_invitations.invitation_id is null or i.id = expire_invitations.invitation_id)
-    returning i.organization_id, i.id, i.email
-  ), audited as (
-    select app_private.record_audit_event(e.organization_id, 'invitation.expired', 'invitation', e.id,
-      jsonb_build_object('email', e.email))
-    from expired e
-  )
-  select count(*) into v_count from audited;
+  loop
+    begin
+      with expired as (
+        update app_public.invitations i set status = 'expired'
+        where i.organization_id = v_organization_id
+          and i.status = 'pending'
+          and i.expires_at <= now()
+          and (expire_invitations.invitation_id is null or i.id = expire_invitations.invitation_id)
+        returning i.organization_id, i.id, i.email
+      ), audited as (
+        select app_private.record_audit_event(e.organization_id, 'invitation.expired', 'invitation', e.id,
+          jsonb_build_object('email', e.email))
+        from expired e
+      )
+      select count(*) into v_expired from audited;
+      v_count := v_count + v_expired;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+      perform app_private.record_organization_failure('expire_invitations', v_organization_id, v_state, v_message);
+    end;
+  end loop;
   return v_count;
 end;
 $$;

@@ -94,15 +94,27 @@ create or replace function app_private.hard_delete_organizations() returns int
   set search_path = pg_catalog, public
 as $$
 declare
-  v_count int;
+  v_organization_id uuid;
+  v_count int := 0;
+  v_state text;
+  v_message text;
 begin
   perform set_config('tenantbase.allow_prune', 'on', true);
-  with gone as (
-    delete from app_public.organizations o
+  -- One organization at a time, each in a subtransaction: one that cannot be deleted is rolled
+  -- back alone and reported (400-operations/batch-failures.sql); the others are deleted.
+  for v_organization_id in
+    select o.id from app_public.organizations o
     where o.deleted_at is not null and o.deleted_at <= now() - app_hidden.organization_restore_window()
-    returning o.id
-  )
-  select count(*) into v_count from gone;
+    order by o.deleted_at, o.id
+  loop
+    begin
+      delete from app_public.organizations o where o.id = v_organization_id;
+      v_count := v_count + 1;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+      perform app_private.record_organization_failure('hard_delete_organizations', v_organization_id, v_state, v_message);
+    end;
+  end loop;
   perform set_config('tenantbase.allow_prune', '', true);
   return v_count;
 end;

@@ -63,7 +63,10 @@ begin
 
   v_value := new.branding -> 'logoUrl';
   if jsonb_typeof(v_value) = 'string'
-     and (length(v_value #>> '{}') > 2048 or v_value #>> '{}' !~ '^https://[^[:space:]/?#]+\.[^[:space:]/?#]+([/?#][^[:space:]]*)?$') then
+     -- Host: letters, digits, dots and hyphens (optionally a port); the rest: URL characters only,
+     -- so no quote, angle bracket or backslash can break out of an HTML attribute or CSS url().
+     and (length(v_value #>> '{}') > 2048
+          or v_value #>> '{}' !~ '^https://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]{1,5})?([/?#][A-Za-z0-9._~:/?#@!$&*+,;=%-]*)?$') then
     perform app_private.settings_error('branding.logoUrl', 'must be an https:// URL of at most 2048 characters');
   end if;
   v_value := new.branding -> 'primaryColor';

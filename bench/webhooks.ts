@@ -1,0 +1,301 @@
+// npm run bench:webhooks — Stripe webhook intake as production runs it: `npm start` (web only,
+// WORKER=off, NODE_ENV=production) and `npm run worker` as separate processes, signed
+// checkout.session.completed events (each grants credits to one of 20 organizations) POSTed to
+// /webhooks/stripe. For 1 sender and then 16 concurrent senders, prints the accept latency
+// (signature check + store + queue, until the 200) and how fast the worker applied them:
+// processed events/s = events / (last processed_at − first received_at), from the database.
+// Beside them, in the same run, a baseline: the same events stored straight through pg at 16
+// senders, one transaction per event (the intake before deliveries were batched).
+//
+// Env: BENCH_EVENTS (events at 16 senders, default 2000; 1 sender gets a tenth),
+// BENCH_SENDERS (default 16), BENCH_WORKERS (standalone worker processes, default 1),
+// WORKER_CONCURRENCY (passed to the workers, default the project's), BENCH_ROOT_DATABASE_URL.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import os from "node:os";
+import pg from "pg";
+import Stripe from "stripe";
+import { benchDatabase } from "./lib/cluster.ts";
+import { freePort } from "../db/ports.ts";
+import { projectRoot } from "../core/paths.ts";
+import { STRIPE_API_VERSION } from "../server/stripe/client.ts";
+import { BENCH_JWT } from "./lib/server.ts";
+
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 2000);
+const SENDERS = Number(process.env.BENCH_SENDERS ?? 16);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
+const SECRET = "whsec_benchsecret0123456789abcdef";
+const stripe = new Stripe("sk_test_unused", { apiVersion: STRIPE_API_VERSION });
+
+const db = await benchDatabase("webhooks");
+const root = new pg.Pool({ connectionString: db.rootUrl, max: 2 });
+root.on("error", () => {});
+await root.query("truncate app_private.stripe_events");
+await root.query("delete from graphile_worker._private_jobs");
+await root.query("delete from app_private.worker_heartbeats");
+
+const port = await freePort();
+const env: NodeJS.ProcessEnv = {
+  PATH: process.env.PATH,
+  HOME: process.env.HOME,
+  NODE_ENV: "production",
+  DATABASE_URL: db.ownerUrl,
+  AUTH_DATABASE_URL: db.authUrl,
+  JWT_SECRET: BENCH_JWT.secret,
+  STRIPE_SECRET_KEY: "sk_test_bench",
+  STRIPE_WEBHOOK_SECRET: SECRET,
+  WORKER: "off",
+  LOG_LEVEL: "warn",
+  HOST: "127.0.0.1",
+  PORT: String(port),
+  ...(process.env.WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY } : {}),
+  ...(process.env.WEB_CONCURRENCY ? { WEB_CONCURRENCY: process.env.WEB_CONCURRENCY } : {}),
+};
+
+function startProcess(script: string): ChildProcess {
+  const child = spawn(process.execPath, [script], { cwd: projectRoot, env, stdio: ["ignore", "inherit", "inherit"] });
+  children.push(child);
+  child.once("exit", (code) => {
+    if (code !== 0 && !stopping) {
+      console.error(`${script} exited with ${code}`);
+      process.exit(1);
+    }
+  });
+  return child;
+}
+
+async function until(what: string, fn: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!(await fn().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what}: not ready after 120 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+// Production start: web process and workers (LOG_LEVEL=warn, so readiness is asked, not read).
+let stopping = false;
+// Never leave the server and workers running when this script fails.
+const children: ChildProcess[] = [];
+process.on("exit", () => {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+});
+const server = startProcess("server/main.ts");
+const workers = Array.from({ length: WORKERS }, () => startProcess("workers/main.ts"));
+await until("server", async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
+await until("workers", async () => {
+  const { rows } = await root.query("select count(*)::int as n from app_private.worker_heartbeats where last_seen_at > now() - interval '1 minute'");
+  return rows[0].n >= WORKERS;
+});
+const base = `http://127.0.0.1:${port}`;
+
+// 20 organizations and a credit package to buy.
+const organizations: string[] = [];
+{
+  const owner = new pg.Pool({ connectionString: db.ownerUrl, max: 1 });
+  const { rows } = await owner.query(
+    `insert into app_public.credit_packages (name, credits, stripe_price_id) values ('bench pack', 10, 'price_bench_pack')
+     on conflict (stripe_price_id) do update set name = excluded.name returning id`,
+  );
+  const packageId = rows[0].id;
+  const { rows: orgs } = await owner.query("select id from app_public.organizations where name like 'Webhook bench %' order by name");
+  organizations.push(...orgs.map((r) => r.id));
+  await owner.end();
+  if (organizations.length < 20) {
+    const gql = async (query: string, variables: object, token?: string) => {
+      const response = await fetch(`${base}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await response.json()) as any;
+      if (body.errors) throw new Error(JSON.stringify(body.errors));
+      return body.data;
+    };
+    // One owner per organization (an owner may have only a few organizations on the free plan).
+    for (let i = organizations.length; i < 20; i++) {
+      const email = `bench-${Date.now()}-${i}@webhooks.example`;
+      const { register } = await gql(`mutation($e: String!) { register(input: {email: $e, password: "bench password", name: "Bench"}) { jwtToken } }`, { e: email });
+      const data = await gql(`mutation($n: String!) { createOrganization(input: {name: $n}) { organization { id } } }`, { n: `Webhook bench ${String(i).padStart(2, "0")}` }, register.jwtToken);
+      organizations.push(data.createOrganization.organization.id);
+    }
+  }
+  (globalThis as any).packageId = packageId;
+}
+const packageId: string = (globalThis as any).packageId;
+
+const run = `${process.pid}x${Date.now()}`;
+let n = 0;
+function signedEvent(): { payload: string; header: string; id: string } {
+  n += 1;
+  const id = `evt_bench${run}n${n}`;
+  const event = {
+    id,
+    object: "event",
+    api_version: STRIPE_API_VERSION,
+    created: 1_790_000_000 + n,
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type: "checkout.session.completed",
+    data: {
+      object: {
+        id: `cs_test_bench${run}n${n}`,
+        object: "checkout.session",
+        mode: "payment",
+        status: "complete",
+        payment_status: "paid",
+        customer: `cus_bench${n % 20}`,
+        currency: "usd",
+        amount_total: 900,
+        metadata: { organization_id: organizations[n % 20], credit_package_id: packageId },
+      },
+    },
+  };
+  const payload = JSON.stringify(event);
+  return { payload, header: stripe.webhooks.generateTestHeaderString({ payload, secret: SECRET }), id };
+}
+
+let retries = 0;
+
+interface Phase {
+  label: string;
+  senders: number;
+  events: number;
+  acceptP50: number;
+  acceptP99: number;
+  acceptedPerSecond: number;
+  processedPerSecond: number;
+  drainSeconds: number;
+}
+
+// The baseline: the same events stored straight through pg, one transaction per event, as the
+// intake did before deliveries were batched (no HTTP, no signature check: a floor for that design).
+const direct = new pg.Pool({ connectionString: db.ownerUrl, max: SENDERS });
+direct.on("error", () => {});
+async function storeDirectly(payload: string): Promise<void> {
+  await direct.query("select app_private.receive_stripe_event($1::jsonb)", [payload]);
+}
+
+async function phase(senders: number, events: number, via: "http" | "sql" = "http"): Promise<Phase> {
+  const prepared = Array.from({ length: events }, signedEvent);
+  const ids = prepared.map((e) => e.id);
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: senders }, async () => {
+      while (next < prepared.length) {
+        const { payload, header } = prepared[next++];
+        const t = performance.now();
+        if (via === "sql") {
+          await storeDirectly(payload);
+          latencies.push(performance.now() - t);
+          continue;
+        }
+        // A keep-alive socket the server closed just as it was reused fails with ECONNRESET:
+        // deliver again, as Stripe would (the intake is idempotent); counted and printed.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const response = await fetch(`${base}/webhooks/stripe`, {
+              method: "POST",
+              headers: { "content-type": "application/json", "stripe-signature": header },
+              body: payload,
+            });
+            await response.arrayBuffer();
+            if (response.status !== 200) throw new Error(`delivery answered ${response.status}`);
+            break;
+          } catch (error) {
+            if (attempt >= 3 || (error as Error).message.startsWith("delivery answered")) throw error;
+            retries += 1;
+          }
+        }
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  const acceptSeconds = (performance.now() - started) / 1000;
+  // Wait for the worker(s) to apply every event.
+  for (;;) {
+    const { rows } = await root.query("select count(*)::int as n from app_private.stripe_events where id = any($1) and processed_at is not null", [ids]);
+    if (rows[0].n === events) break;
+    if (performance.now() - started > 300_000) throw new Error(`only ${rows[0].n} of ${events} processed after 300 s`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const drainSeconds = (performance.now() - started) / 1000;
+  const { rows } = await root.query(
+    `select extract(epoch from max(processed_at) - min(received_at))::float8 as span,
+            count(*) filter (where outcome = 'applied')::int as applied
+     from app_private.stripe_events where id = any($1)`,
+    [ids],
+  );
+  if (rows[0].applied !== events) throw new Error(`${rows[0].applied} of ${events} applied`);
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)];
+  return {
+    label: via === "sql" ? `${senders} (SQL, 1 tx/event)` : String(senders),
+    senders,
+    events,
+    acceptP50: pct(50),
+    acceptP99: pct(99),
+    acceptedPerSecond: events / acceptSeconds,
+    processedPerSecond: events / Math.max(rows[0].span, 0.001),
+    drainSeconds,
+  };
+}
+
+console.log(
+  `bench:webhooks — ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}; ` +
+    `1 web process (WORKER=off${env.WEB_CONCURRENCY ? `, WEB_CONCURRENCY=${env.WEB_CONCURRENCY}` : ""}), ${WORKERS} worker process(es)` +
+    `${env.WORKER_CONCURRENCY ? ` × WORKER_CONCURRENCY=${env.WORKER_CONCURRENCY}` : ""}; checkout.session.completed events granting credits to 20 organizations`,
+);
+await phase(4, 100); // warm-up: JIT, pools, plans
+/** Processing capacity alone: the workers are paused (SIGSTOP) while `events` are stored, then resumed. */
+async function backlogDrain(events: number): Promise<number> {
+  const prepared = Array.from({ length: events }, signedEvent);
+  for (const child of workers) child.kill("SIGSTOP");
+  try {
+    let next = 0;
+    await Promise.all(Array.from({ length: SENDERS }, async () => {
+      while (next < prepared.length) await storeDirectly(prepared[next++].payload);
+    }));
+  } finally {
+    for (const child of workers) child.kill("SIGCONT");
+  }
+  const resumed = Date.now();
+  const ids = prepared.map((e) => e.id);
+  for (;;) {
+    const { rows } = await root.query("select count(*)::int as n from app_private.stripe_events where id = any($1) and processed_at is not null", [ids]);
+    if (rows[0].n === events) break;
+    if (Date.now() - resumed > 300_000) throw new Error(`backlog: only ${rows[0].n} of ${events} processed after 300 s`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const { rows } = await root.query(
+    "select extract(epoch from max(processed_at))::float8 * 1000 as last from app_private.stripe_events where id = any($1)", [ids]);
+  return events / ((rows[0].last - resumed) / 1000);
+}
+
+const results = [
+  await phase(1, Math.max(50, Math.round(EVENTS / 10))),
+  await phase(SENDERS, EVENTS),
+  await phase(SENDERS, EVENTS, "sql"),
+];
+console.log(`\n  ${"senders".padEnd(20)} ${"events".padStart(7)} ${"accept p50 ms".padStart(14)} ${"accept p99 ms".padStart(14)} ${"accepted/s".padStart(11)} ${"processed/s".padStart(12)} ${"all applied after s".padStart(20)}`);
+for (const r of results) {
+  console.log(
+    `  ${r.label.padEnd(20)} ${String(r.events).padStart(7)} ${r.acceptP50.toFixed(2).padStart(14)} ${r.acceptP99.toFixed(2).padStart(14)} ${r.acceptedPerSecond.toFixed(1).padStart(11)} ${r.processedPerSecond.toFixed(1).padStart(12)} ${r.drainSeconds.toFixed(2).padStart(20)}`,
+  );
+}
+const drained = await backlogDrain(EVENTS);
+console.log(`  backlog of ${EVENTS} events (workers paused while it was stored, then resumed): applied at ${drained.toFixed(1)} events/s`);
+console.log("  (the SQL row is the baseline: the old one-transaction-per-event intake without HTTP, measured in this run)");
+const bad = await root.query("select count(*)::int as n from app_private.credit_ledger_discrepancies()");
+console.log(`\n  ledger check after the run: ${bad.rows[0].n === 0 ? "every balance equals its ledger" : `${bad.rows[0].n} organizations DIFFER`}`);
+console.log(`  deliveries retried after a connection reset: ${retries}`);
+console.log(`  load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+
+stopping = true;
+for (const child of [server, ...workers]) child.kill("SIGTERM");
+await Promise.all([server, ...workers].map((child) => new Promise((resolve) => child.once("exit", resolve))));
+await root.end();
+await direct.end();
+await db.stop();

@@ -1,0 +1,59 @@
+// The invariant check (db/functions/110-credits/checks.sql): credit_ledger_discrepancies names
+// every organization whose account differs from its ledger, its grants or its open reservations,
+// and nothing else.
+
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { createOrganization, createUser } from "../../helpers/fixtures.ts";
+import { creditHelpers } from "../../helpers/credits.ts";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+const { expectConsistent, reserve } = creditHelpers(() => db);
+const discrepancies = async () =>
+  (await db.owner.query(
+    `select organization_id, available::int, reserved::int, ledger_available::int, ledger_reserved::int,
+            grants_remaining::int, open_reserved::int, allocated::int
+     from app_private.credit_ledger_discrepancies() order by organization_id`,
+  )).rows;
+
+test("each kind of drift is named with its numbers; the healthy organization is not", async () => {
+  const owner = await createUser(db);
+  const healthy = await createOrganization(db, owner, "Healthy");
+  const broken = await createOrganization(db, owner, "Broken");
+  await reserve(owner, healthy.id, 10, "h-1");
+  await reserve(owner, broken.id, 10, "b-1");
+  await expectConsistent();
+
+  // the account moved behind the ledger's back
+  await db.owner.query("update app_public.credit_accounts set available = available + 5 where organization_id = $1", [broken.id]);
+  expect(await discrepancies()).toEqual([{
+    organization_id: broken.id, available: 95, reserved: 10, ledger_available: 90, ledger_reserved: 10,
+    grants_remaining: 90, open_reserved: 10, allocated: 10,
+  }]);
+  await db.owner.query("update app_public.credit_accounts set available = available - 5 where organization_id = $1", [broken.id]);
+  await expectConsistent();
+
+  // a grant's remaining changed without an entry
+  await db.owner.query("update app_public.credit_grants set remaining = remaining - 1 where organization_id = $1 and remaining > 0", [broken.id]);
+  expect((await discrepancies()).map((d) => [d.organization_id, d.grants_remaining])).toEqual([[broken.id, 89]]);
+  await db.owner.query("update app_public.credit_grants set remaining = remaining + 1 where organization_id = $1 and source = 'monthly_allowance'", [broken.id]);
+  await expectConsistent();
+
+  // a reservation closed without settling it
+  await db.owner.query("update app_public.credit_reservations set status = 'released', settled_at = now() where organization_id = $1", [broken.id]);
+  expect((await discrepancies()).map((d) => [d.organization_id, d.reserved, d.open_reserved])).toEqual([[broken.id, 10, 0]]);
+  await db.owner.query("update app_public.credit_reservations set status = 'open', settled_at = null where organization_id = $1", [broken.id]);
+
+  // an allocation lost
+  await db.owner.query("delete from app_private.credit_reservation_allocations where organization_id = $1", [broken.id]);
+  expect((await discrepancies()).map((d) => [d.organization_id, d.reserved, d.allocated])).toEqual([[broken.id, 10, 0]]);
+});
+
+test("app roles cannot run it", async () => {
+  const user = await createUser(db);
+  await expect(db.queryAs(user, "select * from app_private.credit_ledger_discrepancies()")).rejects.toMatchObject({ code: "42501" });
+});

@@ -1,0 +1,71 @@
+// Who may follow an organization's events, asked as the subscriber: members (users with a live
+// session, live API keys of that organization) get the channel; others NOT_FOUND; a logged-out
+// session or a revoked key is 'session_ended'; a removed member 'not_member'.
+
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
+import { twoTenants } from "../../helpers/fixtures.ts";
+import { withSettings } from "../../../db/transaction.ts";
+
+let db: TestDatabase;
+let tenants: Awaited<ReturnType<typeof twoTenants>>;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  tenants = await twoTenants(db);
+});
+afterAll(() => db?.drop());
+
+const status = (actor: Parameters<TestDatabase["queryAs"]>[0], org: string) =>
+  db.queryAs(actor, "select app_hidden.realtime_subscriber_status($1) as s", [org]).then((r) => r.rows[0].s);
+const subscribe = (actor: Parameters<TestDatabase["queryAs"]>[0], kind: string, org: string, project: string | null = null) =>
+  db.queryAs(actor, "select app_hidden.realtime_subscribe($1, $2, $3) as channel", [kind, org, project]).then((r) => r.rows[0].channel);
+
+test("members subscribe to their organization; another tenant gets NOT_FOUND", async () => {
+  const { a, b } = tenants;
+  for (const user of [a.owner, a.admin, a.member]) {
+    expect(await status(user, a.org.id)).toBe("ok");
+    expect(await subscribe(user, "generations", a.org.id)).toBe(`tb:generations:${a.org.id}`);
+  }
+  expect(await status(b.owner, a.org.id)).toBe("not_member");
+  await expect(subscribe(b.owner, "credits", a.org.id)).rejects.toMatchObject({ detail: "NOT_FOUND" });
+  await expect(subscribe(b.owner, "credits", "00000000-0000-7000-8000-000000000000")).rejects.toMatchObject({ detail: "NOT_FOUND" });
+});
+
+test("a project filter must name a project the caller can see in that organization", async () => {
+  const { a, b } = tenants;
+  const { rows } = await db.queryAs(a.member, "insert into app_public.projects (organization_id, name) values ($1, 'P') returning id", [a.org.id]);
+  expect(await subscribe(a.member, "generations", a.org.id, rows[0].id)).toBe(`tb:generations:${a.org.id}`);
+  await expect(subscribe(b.owner, "generations", b.org.id, rows[0].id)).rejects.toMatchObject({ detail: "NOT_FOUND" });
+});
+
+test("anonymous callers may not ask at all; a logged-out session has ended", async () => {
+  await expect(db.queryAs(null, "select app_hidden.realtime_subscriber_status($1)", [tenants.a.org.id])).rejects.toMatchObject({ code: "42501" });
+  const { a } = tenants;
+  const user = { userId: a.member.userId, sessionId: a.member.sessionId };
+  await db.owner.query("update app_private.sessions set revoked_at = now() where id = $1", [user.sessionId]);
+  try {
+    expect(await status(user, a.org.id)).toBe("session_ended");
+    await expect(subscribe(user, "credits", a.org.id)).rejects.toMatchObject({ detail: "INVALID_TOKEN" });
+  } finally {
+    await db.owner.query("update app_private.sessions set revoked_at = null where id = $1", [user.sessionId]);
+  }
+});
+
+test("API keys: their own organization while live; revoked means ended", async () => {
+  const { a, b } = tenants;
+  const { rows } = await db.queryAs(a.owner, "select (k.api_key).id as id from app_public.create_api_key($1, 'rt') k", [a.org.id]);
+  const keyId = rows[0].id;
+  const asKey = (fn: (c: any) => Promise<any>) => withSettings(db.auth, { role: "app_user", "jwt.claims.api_key_id": keyId }, fn);
+  const keyStatus = (org: string) => asKey((c) => c.query("select app_hidden.realtime_subscriber_status($1) as s", [org])).then((r) => r.rows[0].s);
+  expect(await keyStatus(a.org.id)).toBe("ok");
+  expect(await keyStatus(b.org.id)).toBe("not_member");
+  await db.owner.query("update app_public.api_keys set revoked_at = now() where id = $1", [keyId]);
+  expect(await keyStatus(a.org.id)).toBe("session_ended");
+});
+
+test("a member removed from the organization is not_member from then on", async () => {
+  const { a } = tenants;
+  await db.owner.query("delete from app_public.organization_members where organization_id = $1 and user_id = $2", [a.org.id, a.member.userId]);
+  expect(await status(a.member, a.org.id)).toBe("not_member");
+  await db.owner.query("insert into app_public.organization_members (organization_id, user_id, role) values ($1, $2, 'member')", [a.org.id, a.member.userId]);
+  expect(await status(a.member, a.org.id)).toBe("ok");
+});

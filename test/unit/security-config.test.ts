@@ -1,0 +1,30 @@
+// Issue 11's limits: one default each, validated once in core/config.ts.
+
+import { ConfigError, loadConfig, securityLimits } from "../../core/config.ts";
+
+test("defaults", () => {
+  expect(loadConfig({}).security).toEqual({
+    graphqlMaxCost: 20_000,
+    graphqlMaxMutations: 10,
+    graphqlDefaultPageSize: 50,
+    graphqlMaxPageSize: 200,
+    graphqlStatementTimeoutMs: 5000,
+    graphqlIdleInTransactionTimeoutMs: 15_000,
+    promptSearchMinLength: 3,
+    promptSearchMaxLength: 200,
+    workerUnlockIntervalSeconds: 5,
+  });
+});
+
+test("values are read and validated with a message naming the variable", () => {
+  expect(securityLimits({ GRAPHQL_STATEMENT_TIMEOUT_MS: "250", GRAPHQL_MAX_PAGE_SIZE: "500", PROMPT_SEARCH_MAX_LENGTH: "80" })).toMatchObject({
+    graphqlStatementTimeoutMs: 250,
+    graphqlMaxPageSize: 500,
+    promptSearchMaxLength: 80,
+  });
+  expect(() => securityLimits({ GRAPHQL_STATEMENT_TIMEOUT_MS: "0" })).toThrow(/GRAPHQL_STATEMENT_TIMEOUT_MS must be a whole number/);
+  expect(() => securityLimits({ GRAPHQL_MAX_COST: "lots" })).toThrow(ConfigError);
+  expect(() => securityLimits({ GRAPHQL_DEFAULT_PAGE_SIZE: "300" })).toThrow(/must not exceed GRAPHQL_MAX_PAGE_SIZE/);
+  expect(() => securityLimits({ PROMPT_SEARCH_MIN_LENGTH: "10", PROMPT_SEARCH_MAX_LENGTH: "5" })).toThrow(/must not exceed PROMPT_SEARCH_MAX_LENGTH/);
+  expect(() => securityLimits({ WORKER_UNLOCK_INTERVAL_SECONDS: "-1" })).toThrow(/WORKER_UNLOCK_INTERVAL_SECONDS/);
+});

@@ -173,7 +173,8 @@ function postOnNewConnection(port: number, query: string): Promise<number> {
 }
 
 test("WEB_CONCURRENCY=2: two server processes share the port; SIGTERM finishes the in-flight request and exits 0", async () => {
-  const server = await start({ WEB_CONCURRENCY: "2", SHUTDOWN_TIMEOUT_MS: "120000" });
+  // the in-flight request waits on a lock for as long as the steps below take: no statement timeout
+  const server = await start({ WEB_CONCURRENCY: "2", SHUTDOWN_TIMEOUT_MS: "120000", GRAPHQL_STATEMENT_TIMEOUT_MS: "120000" });
   for (let i = 0; i < 6; i++) expect(await postOnNewConnection(server.port, "{ __typename }")).toBe(200);
   const user = await createUser(db);
   const lock = await lockUsers();

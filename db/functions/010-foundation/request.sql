@@ -54,8 +54,8 @@ $$;
 comment on function app_hidden.refresh_caller_organizations() is
   'Reads the caller''s organizations (member and admin) into the transaction settings the policies compare with.';
 
--- The hot path of every request: one query for the session and the memberships together, and the
--- settings assigned as plain expressions (no nested call, no second query). The same lookup as
+-- The hot path of every request: the session check, one query for the memberships, and the
+-- settings assigned as plain expressions. The same membership lookup as
 -- refresh_caller_organizations(), which the triggers below call mid-transaction.
 create or replace function app_hidden.start_request() returns void
   language plpgsql volatile security definer
@@ -64,7 +64,6 @@ as $$
 declare
   v_user_id uuid := app_public.current_user_id();
   v_session_id uuid := app_public.current_session_id();
-  v_live boolean;
   v_member uuid[];
   v_admin uuid[];
   v_ignored text;
@@ -76,23 +75,18 @@ begin
     return;
   end if;
   -- The server sends the token's session with every user (a JWT without one is refused);
-  -- SQL-level callers acting as a user (jobs, tests) may act without one.
-  select v_session_id is null or exists (
-           select 1 from app_private.sessions s
-           where s.id = v_session_id
-             and s.user_id = v_user_id
-             and s.revoked_at is null
-             and s.expires_at > now()),
-         coalesce(array_agg(m.organization_id), '{}'),
+  -- SQL-level callers acting as a user (jobs, tests) may act without one. Whether a session is
+  -- live (logged out, expired, idle too long) is decided in one place, session_is_live().
+  if v_session_id is not null and not app_hidden.session_is_live(v_session_id, v_user_id) then
+    perform app_hidden.raise_error('INVALID_TOKEN', 'Session has ended; sign in again.');
+  end if;
+  select coalesce(array_agg(m.organization_id), '{}'),
          coalesce(array_agg(m.organization_id) filter (where m.role >= 'admin'), '{}')
-    into v_live, v_member, v_admin
+    into v_member, v_admin
   from app_public.organization_members m
   join app_public.organizations o on o.id = m.organization_id
   where m.user_id = v_user_id
     and o.deleted_at is null;
-  if not v_live then
-    perform app_hidden.raise_error('INVALID_TOKEN', 'Session has ended; sign in again.');
-  end if;
   v_ignored := set_config('tenantbase.organization_ids', v_member::text, true);
   v_ignored := set_config('tenantbase.admin_organization_ids', v_admin::text, true);
 end;

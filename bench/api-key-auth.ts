@@ -2,8 +2,8 @@
 // request against a user JWT. Same server, same query ({ organizations { nodes { id name } } }),
 // rounds interleaved (JWT, key, JWT, key, …) because this VM's speed drifts. The key path adds
 // one SQL round trip (app_hidden.authenticate_api_key: hash lookup, api_calls counter, throttled
-// last_used_at); the JWT path one too (session_is_live). Prints requests/s per round and the
-// median ratio. Uses an embedded PostgreSQL (or TEST_ROOT_DATABASE_URL) and cleans up.
+// last_used_at); the JWT path none (its session is checked inside the request's transaction by
+// app_hidden.start_request). Prints requests/s per round and the median ratio. Uses an embedded PostgreSQL (or TEST_ROOT_DATABASE_URL) and cleans up.
 
 import "../core/graphile-env.ts";
 import pg from "pg";

@@ -1,87 +1,203 @@
-// npm run bench:api — "the latest 20 generations of my organization" for members of 1,000
-// organizations (1,000,000 projects, 1,000,000 generations), at 16 concurrent clients, three ways
-// interleaved in one run: GraphQL over HTTP; the same SQL through `pg` as app_user under RLS with
-// the transaction-local settings PostGraphile sets; the same SQL as the owner with an explicit
-// WHERE organization_id. Prints req/s, p50/p95/p99 and the two ratios, and the plans.
+// npm run bench:api — the API against raw SQL, for members of 1,000 organizations (1,000,000
+// projects, 1,000,000 generations), 16 concurrent clients, every comparison interleaved in one run:
+//   1. "the latest 20 generations of my organization": GraphQL over HTTP from 1 server process
+//      and from N (node:cluster, WEB_CONCURRENCY); the same SQL through `pg` as app_user under
+//      RLS, opened exactly as the server opens a request; the same SQL as the owner with an
+//      explicit WHERE organization_id (same round trips, no RLS); and the owner again after the
+//      session and membership lookups an application without RLS would make.
+//   2. a realistic page: an organization with its credit account, usage counter, members (with
+//      their users) and latest generations, nested, against one hand-written SQL statement.
+//   3. bench:credits' mutation rows: reserve + capture pairs over 100 organizations.
+//   4. the fixed cost of a request ({ __typename }, { currentUser { id } }).
+//   5. where the server's CPU goes per request (a V8 CPU profile of the list query's load).
+// Prints req/s, p50/p95/p99, every ratio and the plans.
 // Env: BENCH_SECONDS (default 8), BENCH_ROUNDS (default 3), BENCH_CONCURRENCY (default 16),
-// BENCH_GENERATIONS / BENCH_PROJECTS_PER_ORG to shrink the data set.
+// BENCH_PROCESSES (default: one per core), BENCH_GENERATIONS / BENCH_PROJECTS_PER_ORG to shrink the
+// data set (a smaller one lives in its own database).
 
+import { mkdtempSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import path from "node:path";
 import pg from "pg";
 import { ensureDataset } from "./lib/dataset.ts";
-import { interleaved, printTable } from "./lib/load.ts";
+import { interleaved, printTable, runLoad, type LoadResult } from "./lib/load.ts";
 import { benchToken, startBenchServer } from "./lib/server.ts";
-import { asUser, authPool, benchMembers } from "./lib/sql.ts";
+import { asOwner, asUser, authPool, benchMembers } from "./lib/sql.ts";
+import { printBreakdown, summariseProfile } from "./lib/cpu-profile.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const PROCESSES = Number(process.env.BENCH_PROCESSES ?? availableParallelism());
 const GENERATIONS = Number(process.env.BENCH_GENERATIONS ?? 1_000_000);
+/** BENCH_PARTS=list,profile (say) while iterating: only those parts. */
+const PARTS = new Set((process.env.BENCH_PARTS ?? "list,page,credits,overhead,profile").split(","));
 const PROJECTS = Number(process.env.BENCH_PROJECTS_PER_ORG ?? 1000);
 
-const db = await ensureDataset("api", { organizations: 1000, projectsPerOrganization: PROJECTS, generations: GENERATIONS, bigOrganizationGenerations: GENERATIONS / 1000, days: 90 });
+// A smaller data set lives in its own database, so switching sizes never regenerates the full one.
+const DATASET = GENERATIONS === 1_000_000 && PROJECTS === 1000 ? "api" : `api_${GENERATIONS}_${PROJECTS}`;
+const db = await ensureDataset(DATASET, { organizations: 1000, projectsPerOrganization: PROJECTS, generations: GENERATIONS, bigOrganizationGenerations: GENERATIONS / 1000, days: 90 });
 const members = await benchMembers(db.ownerUrl);
 const tokens = members.map((m) => benchToken(m.userId, m.sessionId));
-const server = await startBenchServer(db.ownerUrl, db.authUrl, CONCURRENCY);
-const pool = authPool(db.authUrl, CONCURRENCY);
 const ownerPool = new pg.Pool({ connectionString: db.ownerUrl, max: CONCURRENCY });
+// credits for the mutation rows, whatever the month's allowance left (idempotent on its key)
+await ownerPool.query(`select app_private.grant_credits(organization_id, 1000000000000, 'manual', null, 'bench-topup') from app_private.bench_org`);
+const server = await startBenchServer(db.ownerUrl, db.authUrl, CONCURRENCY, 1);
+const serverN = await startBenchServer(db.ownerUrl, db.authUrl, CONCURRENCY, PROCESSES);
+const pool = authPool(db.authUrl, CONCURRENCY);
 
-const QUERY = `query ($o: UUID!) {
+const LIST = `query ($o: UUID!) {
   generations(condition: { organizationId: $o }, first: 20, orderBy: [CREATED_AT_DESC, ID_DESC]) {
     nodes { id projectId kind model status creditsCharged createdAt }
   }
 }`;
-const SQL = `select id, project_id, kind, model, status, credits_charged, created_at from app_public.generations
+const LIST_SQL = `select id, project_id, kind, model, status, credits_charged, created_at from app_public.generations
   where organization_id = $1 order by created_at desc, id desc limit 20`;
-const member = (i: number) => i % members.length;
 
-// sanity: all three return the same 20 rows
+const PAGE = `query Page($o: UUID!) {
+  organization(id: $o) {
+    id slug name planId
+    creditAccount { available reserved }
+    usageCounter { seatCount projectCount generations }
+    organizationMembers(first: 20) { nodes { role joinedAt user { id name email } } }
+    generations(first: 20, orderBy: [CREATED_AT_DESC, ID_DESC]) { nodes { id projectId kind model status creditsCharged createdAt } }
+  }
+}`;
+const PAGE_SQL = `select o.id, o.slug, o.name, o.plan_id,
+  (select json_build_object('available', a.available, 'reserved', a.reserved) from app_public.credit_accounts a where a.organization_id = o.id) as credit_account,
+  (select json_build_object('seat_count', c.seat_count, 'project_count', c.project_count, 'generations', c.generations)
+     from app_public.usage_counters c where c.organization_id = o.id) as usage_counter,
+  (select coalesce(json_agg(json_build_object('role', m.role, 'joined_at', m.joined_at, 'user', json_build_object('id', u.id, 'name', u.name, 'email', u.email))), '[]')
+     from (select * from app_public.organization_members m where m.organization_id = o.id order by m.organization_id, m.user_id limit 20) m
+     left join app_public.users u on u.id = m.user_id) as members,
+  (select coalesce(json_agg(g), '[]') from (select id, project_id, kind, model, status, credits_charged, created_at from app_public.generations g
+     where g.organization_id = o.id order by created_at desc, id desc limit 20) g) as generations
+from app_public.organizations o where o.id = $1`;
+
+const RESERVE = `mutation ($o: UUID!, $k: String!) { reserveCredits(input: { organizationId: $o, amount: "5", idempotencyKey: $k }) { creditReservation { id } } }`;
+const CAPTURE = `mutation ($id: UUID!) { captureCredits(input: { reservationId: $id, amount: "3" }) { creditReservation { status } } }`;
+
+const member = (i: number) => i % members.length;
+const run = `${process.pid}-${Date.now()}`;
+let seq = 0;
+const key = (prefix: string) => `${prefix}-${run}-${seq++}`;
+
+// sanity: every way returns the same rows
 {
   const m = members[7];
-  const g = await server.graphql(QUERY, { o: m.organizationId }, tokens[7]);
-  const s = await asUser(pool, m.userId, m.sessionId, SQL, [m.organizationId]);
-  const o = (await ownerPool.query(SQL, [m.organizationId])).rows;
+  const g = await server.graphql(LIST, { o: m.organizationId }, tokens[7]);
+  const gN = await serverN.graphql(LIST, { o: m.organizationId }, tokens[7]);
+  const s = await asUser(pool, m.userId, m.sessionId, LIST_SQL, [m.organizationId]);
+  const o = await asOwner(ownerPool, m.userId, m.sessionId, LIST_SQL, [m.organizationId]);
   const ids = (rows: any[]) => rows.map((r) => r.id).join();
-  if (ids(g.generations.nodes) !== ids(s) || ids(s) !== ids(o) || s.length !== 20) throw new Error("the three ways disagree");
+  if (ids(g.generations.nodes) !== ids(s) || ids(gN.generations.nodes) !== ids(s) || ids(s) !== ids(o) || s.length !== 20) throw new Error("the list ways disagree");
+  const page = await server.graphql(PAGE, { o: m.organizationId }, tokens[7]);
+  const [pageSql] = await asUser(pool, m.userId, m.sessionId, PAGE_SQL, [m.organizationId]);
+  if (ids(page.organization.generations.nodes) !== ids(pageSql.generations) || page.organization.organizationMembers.nodes.length !== pageSql.members.length
+    || String(page.organization.creditAccount.available) !== String(pageSql.credit_account.available)) throw new Error("the page ways disagree");
 }
 const sizes = (await ownerPool.query(`select (select count(*) from app_public.generations)::int as g, (select count(*) from app_public.projects)::int as p`)).rows[0];
-console.log(`bench:api — ${sizes.p.toLocaleString("en-US")} projects, ${sizes.g.toLocaleString("en-US")} generations, 1,000 organizations; ${CONCURRENCY} concurrent clients, each request a random member; ${ROUNDS} x ${SECONDS} s per way, interleaved`);
+console.log(`bench:api — ${sizes.p.toLocaleString("en-US")} projects, ${sizes.g.toLocaleString("en-US")} generations, 1,000 organizations; ${CONCURRENCY} concurrent clients, each request a random member; ${ROUNDS} x ${SECONDS} s per way, interleaved; ${availableParallelism()} cores, ${PROCESSES} server processes for the N rows`);
 if (GENERATIONS < 1_000_000 || PROJECTS < 1000) console.log("NOTE: smaller than the 1,000,000-row target");
 
-const results = await interleaved(ROUNDS, CONCURRENCY, SECONDS, [
-  ["GraphQL over HTTP", (_c, i) => server.graphql(QUERY, { o: members[member(i)].organizationId }, tokens[member(i)])],
-  ["SQL through pg as app_user (RLS, same settings)", (_c, i) => { const m = members[member(i)]; return asUser(pool, m.userId, m.sessionId, SQL, [m.organizationId]).then(() => {}); }],
-  ["SQL as owner, explicit WHERE organization_id", async (_c, i) => {
-    // the same round trips as the app_user way (begin, set_config, select, commit): only RLS differs
-    const m = members[member(i)];
-    const client = await ownerPool.connect();
-    try {
-      await client.query("begin");
-      await client.query("select set_config('jwt.claims.user_id', $1, true), set_config('jwt.claims.session_id', $2, true)", [m.userId, m.sessionId]);
-      await client.query(SQL, [m.organizationId]);
-      await client.query("commit");
-    } finally {
-      client.release();
-    }
-  }],
+const sqlAsUser = (sql: string) => (_c: number, i: number) => { const m = members[member(i)]; return asUser(pool, m.userId, m.sessionId, sql, [m.organizationId]).then(() => {}); };
+const sqlAsOwner = (sql: string, withCheck: boolean) => (_c: number, i: number) => { const m = members[member(i)]; return asOwner(ownerPool, m.userId, m.sessionId, sql, [m.organizationId], withCheck).then(() => {}); };
+const viaGraphql = (s: typeof server, query: string) => (_c: number, i: number) => s.graphql(query, { o: members[member(i)].organizationId }, tokens[member(i)]);
+
+// PostgreSQL's side of each way, per statement (pg_stat_statements of the bench cluster)
+const root = new pg.Client({ connectionString: db.rootUrl });
+await root.connect();
+const statements = await root.query("create extension if not exists pg_stat_statements").then(() => true, () => false);
+if (statements) await root.query("select pg_stat_statements_reset()");
+const none: LoadResult[] = [];
+const list = !PARTS.has("list") ? none : await interleaved(ROUNDS, CONCURRENCY, SECONDS, [
+  ["GraphQL over HTTP, 1 process", viaGraphql(server, LIST)],
+  [`GraphQL over HTTP, ${PROCESSES} processes`, viaGraphql(serverN, LIST)],
+  ["SQL through pg as app_user (RLS, as the server)", sqlAsUser(LIST_SQL)],
+  ["SQL as owner, explicit WHERE organization_id", sqlAsOwner(LIST_SQL, false)],
+  ["SQL as owner, explicit WHERE + session/membership", sqlAsOwner(LIST_SQL, true)],
 ]);
-printTable("latest 20 generations of my organization", results);
-// What a GraphQL request costs before any SQL of its own: express, JWT check, the session check
-// (one query on the server's owner pool), grafserv parse/validate/plan, and the empty transaction.
-const overhead = await interleaved(1, CONCURRENCY, SECONDS, [
-  ["(diagnostic) GraphQL { __typename } with a token", (_c, i) => server.graphql("{ __typename }", {}, tokens[member(i)])],
-  ["(diagnostic) GraphQL { currentUser { id } } with a token", (_c, i) => server.graphql("{ currentUser { id } }", {}, tokens[member(i)])],
+if (list.length) printTable("1. latest 20 generations of my organization", list);
+if (list.length && statements) {
+  const { rows } = await root.query(`
+    select r.rolname as role, s.calls, s.mean_exec_time as ms, regexp_replace(s.query, '\\s+', ' ', 'g') as query
+    from pg_stat_statements s join pg_roles r on r.oid = s.userid
+    where s.dbid = (select oid from pg_database where datname = current_database()) and s.calls >= 1000
+    order by r.rolname, s.total_exec_time desc`);
+  console.log("\n  PostgreSQL time per statement during part 1 (mean execution ms; app_user: the GraphQL and RLS ways; app_owner: the WHERE ways):");
+  for (const r of rows) console.log(`    ${r.role.padEnd(10)} ${String(r.calls).padStart(8)} calls ${Number(r.ms).toFixed(4).padStart(8)} ms  ${r.query.slice(0, 110)}`);
+}
+
+const page = !PARTS.has("page") ? none : await interleaved(ROUNDS, CONCURRENCY, SECONDS, [
+  ["page: GraphQL over HTTP, 1 process", viaGraphql(server, PAGE)],
+  [`page: GraphQL over HTTP, ${PROCESSES} processes`, viaGraphql(serverN, PAGE)],
+  ["page: one SQL statement as app_user (RLS)", sqlAsUser(PAGE_SQL)],
 ]);
-printTable("fixed cost of a GraphQL request (same clients)", overhead);
-console.log(`\n  GraphQL / SQL (RLS): ${(results[0].perSecond / results[1].perSecond).toFixed(2)} of the throughput   (goal: at least 0.6)`);
-console.log(`  RLS / explicit WHERE: ${(results[1].perSecond / results[2].perSecond).toFixed(3)} of the throughput   (goal: within 2%, i.e. >= 0.98)`);
+if (page.length) printTable("2. organization page (credit account, usage, members with users, latest 20 generations)", page);
+
+const spread = (i: number) => 1 + (i % 100);
+async function pairGraphql(s: typeof server, i: number) {
+  const m = members[spread(i)];
+  const token = tokens[spread(i)];
+  const r = await s.graphql(RESERVE, { o: m.organizationId, k: key("g") }, token);
+  await s.graphql(CAPTURE, { id: r.reserveCredits.creditReservation.id }, token);
+}
+async function pairSql(i: number) {
+  const m = members[spread(i)];
+  const [r] = await asUser(pool, m.userId, m.sessionId, "select id from app_public.reserve_credits($1, 5, $2)", [m.organizationId, key("s")]);
+  await asUser(pool, m.userId, m.sessionId, "select status from app_public.capture_credits($1, 3)", [r.id]);
+}
+const credits = !PARTS.has("credits") ? none : await interleaved(ROUNDS, CONCURRENCY, SECONDS, [
+  ["reserve+capture: GraphQL over HTTP, 1 process", (_c, i) => pairGraphql(server, i)],
+  [`reserve+capture: GraphQL over HTTP, ${PROCESSES} processes`, (_c, i) => pairGraphql(serverN, i)],
+  ["reserve+capture: SQL through pg (app_user, RLS)", (_c, i) => pairSql(i)],
+]);
+if (credits.length) printTable("3. reserve + capture pairs per second (100 organizations, 2 requests each)", credits);
+
+// What a GraphQL request costs before any SQL of its own.
+const overhead = !PARTS.has("overhead") ? none : await interleaved(1, CONCURRENCY, SECONDS, [
+  ["(diagnostic) anonymous { __typename }", () => server.graphql("{ __typename }", {}, "")],
+  ["(diagnostic) { __typename } with a token", (_c, i) => server.graphql("{ __typename }", {}, tokens[member(i)])],
+  ["(diagnostic) { currentUser { id } } with a token", (_c, i) => server.graphql("{ currentUser { id } }", {}, tokens[member(i)])],
+]);
+if (overhead.length) printTable("4. fixed cost of a GraphQL request (1 process, same clients)", overhead);
+
+// 5. The list query's load again, with the single server process profiled.
+const profileFile = path.join(mkdtempSync(path.join(tmpdir(), "bench-api-")), "server.cpuprofile");
+if (PARTS.has("profile")) {
+  // CPU per request from an unprofiled run (the profiler costs CPU itself), shares from a profiled one
+  const measured = await server.cpu(() => runLoad("GraphQL list", CONCURRENCY, SECONDS, viaGraphql(server, LIST)));
+  const profiled = await server.profile(profileFile, () => runLoad("GraphQL list, profiled", CONCURRENCY, SECONDS, viaGraphql(server, LIST)));
+  printBreakdown(
+    `5. where the server's CPU goes: the list query through GraphQL, 1 process (${measured.result.perSecond.toFixed(0)} req/s; profile: ${profileFile})`,
+    summariseProfile(profileFile),
+    measured.result.ok,
+    measured.cpuMicros,
+  );
+}
+const ratio = (a: LoadResult, b: LoadResult) => (a.perSecond / b.perSecond).toFixed(2);
+const lines: string[] = [];
+if (list.length) lines.push(
+  `list: GraphQL ÷ SQL (RLS), 1 process     ${ratio(list[0], list[2])}   (goal: at least 0.6)`,
+  `list: GraphQL ÷ SQL (RLS), ${PROCESSES} processes    ${ratio(list[1], list[2])}`,
+  `list: RLS ÷ explicit WHERE               ${ratio(list[2], list[3])}   (goal: >= 0.98)`,
+  `list: RLS ÷ WHERE after the same session/membership lookups (the policies alone)   ${ratio(list[2], list[4])}`,
+  `list: ${PROCESSES} processes ÷ 1                     ${ratio(list[1], list[0])}`,
+);
+if (page.length) lines.push(`page: GraphQL ÷ SQL (RLS)                 ${ratio(page[0], page[2])} (1 process); ${ratio(page[1], page[2])} (${PROCESSES})`);
+if (credits.length) lines.push(`reserve+capture: GraphQL ÷ SQL           ${ratio(credits[0], credits[2])} (1 process); ${ratio(credits[1], credits[2])} (${PROCESSES})`);
+lines.push(`(machine: ${availableParallelism()} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} at the end of the run)`);
+console.log("\n" + lines.map((l) => "  " + l).join("\n"));
 
 const m = members[7];
-const plan = await asUser(pool, m.userId, m.sessionId, `explain (analyze, buffers, costs off) ${SQL}`, [m.organizationId]);
+const plan = await asUser(pool, m.userId, m.sessionId, `explain (analyze, buffers, costs off) ${LIST_SQL}`, [m.organizationId]);
 console.log("\n  plan as app_user under RLS:\n" + plan.map((r: any) => "    " + r["QUERY PLAN"]).join("\n"));
-const plan2 = await ownerPool.query(`explain (analyze, buffers, costs off) ${SQL}`, [m.organizationId]);
+const plan2 = await ownerPool.query(`explain (analyze, buffers, costs off) ${LIST_SQL}`, [m.organizationId]);
 console.log("  plan as owner, explicit WHERE:\n" + plan2.rows.map((r: any) => "    " + r["QUERY PLAN"]).join("\n"));
 
+await root.end();
 await pool.end();
 await ownerPool.end();
 await server.stop();
+await serverN.stop();
 await db.stop();

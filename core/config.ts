@@ -1,6 +1,7 @@
 // Configuration comes only from environment variables. Each one is parsed and validated here,
 // once, at start-up; a bad value stops the process with one line that names the variable.
 
+import { availableParallelism } from "node:os";
 import path from "node:path";
 
 export class ConfigError extends Error {}
@@ -52,6 +53,8 @@ export interface Config {
   /** WORKER=off: this process serves the API only (run `npm run worker` elsewhere). */
   workerInProcess: boolean;
   workerConcurrency: number;
+  /** HTTP server processes (node:cluster) for `npm start`; 1: no cluster. */
+  webConcurrency: number;
   /**
    * How long a starting process waits for another one to finish creating the roles and database
    * and migrating (servers and workers started together: one does it, the others wait).
@@ -230,6 +233,12 @@ function origins(env: Env, name: string): string[] {
   });
 }
 
+/** WEB_CONCURRENCY: how many server processes; a number, or "auto" for one per core. */
+function webConcurrency(env: Env): number {
+  if (read(env, "WEB_CONCURRENCY")?.toLowerCase() === "auto") return availableParallelism();
+  return integer(env, "WEB_CONCURRENCY", 1, 1, 256);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = read(env, "NODE_ENV") ?? "development";
   const isProduction = nodeEnv === "production";
@@ -285,6 +294,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...operationsConfig(env, isProduction),
     workerInProcess: read(env, "WORKER") !== "off",
     workerConcurrency: integer(env, "WORKER_CONCURRENCY", 4, 1, 100),
+    webConcurrency: webConcurrency(env),
     startupLockTimeoutMs: integer(env, "STARTUP_LOCK_TIMEOUT_MS", 120_000, 100, 3_600_000),
     mail: mailConfig(env),
     realtime: realtimeConfig(env),

@@ -8,7 +8,7 @@ import express from "express";
 import pg from "pg";
 import { postgraphile, type PostGraphileInstance } from "postgraphile";
 import { grafserv } from "postgraphile/grafserv/express/v4";
-import { authMiddleware, type JwtSettings } from "./auth.ts";
+import { authMiddleware, sessionEndedPlugin, type JwtSettings } from "./auth.ts";
 import { makePreset } from "./preset.ts";
 import { mountStripeWebhook, type StripeConfig } from "./webhooks/stripe.ts";
 import { loadStripeConfig } from "../core/stripe-config.ts";
@@ -101,7 +101,7 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   const pgl = postgraphile({
     extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger })],
-    plugins: [operationsPlugin({ limits, metrics })],
+    plugins: [operationsPlugin({ limits, metrics }), sessionEndedPlugin()],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });
   const serv = pgl.createServ(grafserv);

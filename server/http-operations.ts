@@ -241,8 +241,12 @@ export function operationsPlugin(options: { limits: GraphQLLimits; metrics: Metr
           req.graphqlExecuted = true;
           const errors = (result as { errors?: readonly GraphQLError[] }).errors ?? [];
           // "partial": some root field answered despite errors; "error": none did.
-          const data = (result as { data?: Record<string, unknown> | null }).data;
-          const hasData = data != null && Object.values(data).some((value) => value != null);
+          const data = (result as { data?: Record<string, unknown> | string | null }).data;
+          // (with outputDataAsString, data arrives as its JSON text)
+          const hasData =
+            typeof data === "string"
+              ? !/^\{(?:"[_A-Za-z][_0-9A-Za-z]*":null,?)*\}$/.test(data)
+              : data != null && Object.values(data).some((value) => value != null);
           const outcome = errors.length === 0 ? "success" : hasData ? "partial" : "error";
           metrics.graphqlOperations.inc({ operation: metrics.operationLabel(req.graphqlOperationName), outcome });
           for (const error of errors) metrics.graphqlErrors.inc({ code: errorCode(error) });

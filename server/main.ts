@@ -2,6 +2,8 @@
 // migrations and policies, serve the API. SIGINT/SIGTERM stop everything cleanly: no new
 // connections, in-flight requests and jobs finish, pools close, the embedded PostgreSQL stops;
 // past SHUTDOWN_TIMEOUT_MS the process exits anyway (code 1). Logs are JSON lines (pino).
+// WEB_CONCURRENCY=N serves from N processes (server/cluster.ts); this process then keeps the
+// database, migrations and the job worker, and supervises them.
 
 import "../core/graphile-env.ts";
 import { writeSync } from "node:fs";
@@ -9,7 +11,8 @@ import { loadConfig, ConfigError, type Config } from "../core/config.ts";
 import { loadStripeConfig, type StripeConfig } from "../core/stripe-config.ts";
 import { prepareDatabase } from "../db/database.ts";
 import { loadLocalSecrets } from "../db/secrets.ts";
-import { createApp } from "./app.ts";
+import { createApp, type App, type AppOptions } from "./app.ts";
+import { isServerProcess, reportListening, serveMessage, startWebProcesses } from "./cluster.ts";
 import { startWorker } from "../workers/runner.ts";
 import { operationsContextFrom, operationsCrontab } from "../workers/operations.ts";
 import { createLogger, setRootLogger, type Logger } from "../core/logger.ts";
@@ -25,40 +28,11 @@ function jwtSecretFor(config: Config): string {
   return config.jwtSecret ?? loadLocalSecrets(config.dataDir).jwtSecret;
 }
 
-async function main() {
-  const started = Date.now();
-  let config: Config;
-  let stripe: StripeConfig;
-  try {
-    config = loadConfig();
-    stripe = loadStripeConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`[tenantbase] configuration error: ${error.message}`);
-      process.exit(1);
-    }
-    throw error;
-  }
-
-  logger = createLogger({ level: config.logLevel, file: config.logFile, stdout: true });
-  setRootLogger(logger);
-
-  // Migrations (and the in-process worker) connect directly when DATABASE_URL is pooled.
-  const direct = config.directDatabaseUrl;
-  const database = await prepareDatabase(direct && config.databaseUrl ? { ...config, databaseUrl: direct } : config, log);
-  const apiOwnerUrl = direct && config.databaseUrl ? config.databaseUrl : database.ownerUrl;
-  if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, logger);
-  const monitoring = await slowQueryMonitoringStatus(database.ownerUrl);
-  if (!monitoring.available) {
-    logger.warn(
-      { reason: monitoring.reason },
-      "slow-query monitoring is OFF: pg_stat_statements is not available (add shared_preload_libraries = 'pg_stat_statements' to postgresql.conf, restart PostgreSQL, then as a superuser: create extension pg_stat_statements; grant pg_read_all_stats to app_owner)",
-    );
-  }
-  const app = await createApp({
-    ownerUrl: apiOwnerUrl,
-    authUrl: database.authUrl,
-    jwt: { secret: jwtSecretFor(config), audience: config.jwtAudience, issuer: config.jwtIssuer },
+function appOptions(config: Config, stripe: StripeConfig, urls: { ownerUrl: string; authUrl: string; listenUrl: string; jwtSecret: string }): AppOptions {
+  return {
+    ownerUrl: urls.ownerUrl,
+    authUrl: urls.authUrl,
+    jwt: { secret: urls.jwtSecret, audience: config.jwtAudience, issuer: config.jwtIssuer },
     stripe,
     graphiql: config.graphiql,
     logger,
@@ -79,10 +53,77 @@ async function main() {
     corsOrigins: config.corsOrigins,
     workerHeartbeatMaxAgeSeconds: config.workerHeartbeatMaxAgeSeconds,
     // LISTEN for subscriptions: DIRECT_DATABASE_URL when DATABASE_URL goes through PgBouncer.
-    listenUrl: database.ownerUrl,
+    listenUrl: urls.listenUrl,
     realtime: config.realtime,
     accounts: config.accounts,
+  };
+}
+
+async function listen(app: App, config: Config): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    app.httpServer.once("error", reject);
+    app.httpServer.listen(config.port, config.host, () => resolve());
   });
+}
+
+/** One of WEB_CONCURRENCY server processes: serve until SIGTERM/SIGINT or the primary goes. */
+async function serveInCluster(config: Config, stripe: StripeConfig) {
+  const urls = await serveMessage();
+  const app = await createApp(appOptions(config, stripe, urls));
+  await listen(app, config);
+  reportListening();
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => {
+      app.httpServer.closeAllConnections?.();
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
+    try {
+      await app.close();
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, "shutdown failed");
+      process.exit(1);
+    }
+  };
+  process.on("SIGINT", () => void stop());
+  process.on("SIGTERM", () => void stop());
+  process.on("disconnect", () => void stop());
+}
+
+async function main() {
+  const started = Date.now();
+  let config: Config;
+  let stripe: StripeConfig;
+  try {
+    config = loadConfig();
+    stripe = loadStripeConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`[tenantbase] configuration error: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+
+  logger = createLogger({ level: config.logLevel, file: config.logFile, stdout: true });
+  setRootLogger(logger);
+  if (isServerProcess) return serveInCluster(config, stripe);
+
+  // Migrations (and the in-process worker) connect directly when DATABASE_URL is pooled.
+  const direct = config.directDatabaseUrl;
+  const database = await prepareDatabase(direct && config.databaseUrl ? { ...config, databaseUrl: direct } : config, log);
+  const apiOwnerUrl = direct && config.databaseUrl ? config.databaseUrl : database.ownerUrl;
+  if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, logger);
+  const monitoring = await slowQueryMonitoringStatus(database.ownerUrl);
+  if (!monitoring.available) {
+    logger.warn(
+      { reason: monitoring.reason },
+      "slow-query monitoring is OFF: pg_stat_statements is not available (add shared_preload_libraries = 'pg_stat_statements' to postgresql.conf, restart PostgreSQL, then as a superuser: create extension pg_stat_statements; grant pg_read_all_stats to app_owner)",
+    );
+  }
   // Jobs run in this process unless WORKER=off (then run `npm run worker` separately).
   const worker =
     !config.workerInProcess
@@ -94,10 +135,17 @@ async function main() {
           extraCrontab: operationsCrontab(config),
           unlockIntervalSeconds: config.security.workerUnlockIntervalSeconds,
         });
-  await new Promise<void>((resolve, reject) => {
-    app.httpServer.once("error", reject);
-    app.httpServer.listen(config.port, config.host, () => resolve());
-  });
+  const urls = { ownerUrl: apiOwnerUrl, authUrl: database.authUrl, listenUrl: database.ownerUrl, jwtSecret: jwtSecretFor(config) };
+  let server: { close(): Promise<void>; kill(): void };
+  if (config.webConcurrency > 1) {
+    const web = await startWebProcesses(config.webConcurrency, { type: "tenantbase:serve", ...urls }, logger);
+    server = { close: () => web.stop(), kill: () => web.kill() };
+    log(`serving from ${config.webConcurrency} processes (WEB_CONCURRENCY)`);
+  } else {
+    const app = await createApp(appOptions(config, stripe, urls));
+    await listen(app, config);
+    server = { close: () => app.close(), kill: () => app.httpServer.closeAllConnections?.() };
+  }
 
   const base = `http://localhost:${config.port}`;
   log(`ready in ${Date.now() - started} ms (database: ${database.mode})`);
@@ -111,14 +159,14 @@ async function main() {
     logger.info({ signal, deadlineMs: config.shutdownTimeoutMs }, `${signal}: shutting down (no new connections; finishing in-flight requests and jobs)`);
     const deadline = setTimeout(() => {
       logger.error({ deadlineMs: config.shutdownTimeoutMs }, "shutdown deadline passed: closing remaining connections and exiting");
-      app.httpServer.closeAllConnections?.();
+      server.kill();
       void database.stop().finally(() => process.exit(1));
       setTimeout(() => process.exit(1), 2000).unref();
     }, config.shutdownTimeoutMs);
     try {
       // The HTTP server stops accepting at once and waits for in-flight requests; the worker
       // takes no new jobs and waits for running ones. Then the pools, then the database.
-      await Promise.all([app.close(), worker?.stop()]);
+      await Promise.all([server.close(), worker?.stop()]);
       await database.stop();
       clearTimeout(deadline);
       logger.info("stopped cleanly");

@@ -2,7 +2,7 @@
 
 import type pg from "pg";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
-import { makePgService } from "postgraphile/adaptors/pg";
+import { makeRequestPgService } from "./request-transaction.ts";
 import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { IdAsUuidPlugin } from "./plugins/id-as-uuid.ts";
 import { FlattenPayloadPlugin } from "./plugins/flatten-payload.ts";
@@ -66,7 +66,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       makeAttemptLimitsPlugin(options.authPool),
     ],
     pgServices: [
-      makePgService({
+      makeRequestPgService({
         pool: options.authPool,
         schemas: ["app_public"],
         // LISTEN on its own direct connection (server/realtime/listener.ts), not on this pool.
@@ -94,6 +94,9 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       graphiql: options.graphiql ?? true,
       watch: false,
       maskError: (error) => maskError(error, logger),
+      // grafast writes the response's data as JSON text while it walks the result, instead of
+      // building objects for JSON.stringify to walk again.
+      outputDataAsString: true,
       // graphql-ws on /graphql; served by server/realtime/websockets.ts (authenticated in connection_init).
       websockets: options.realtime !== undefined,
     },

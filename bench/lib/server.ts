@@ -1,5 +1,6 @@
 // The API server for a benchmark, in its own process (as in production: the load generator must
-// not share its event loop), with NODE_ENV=production and the given pool size.
+// not share its event loop), with NODE_ENV=production and the given pool size; `processes` > 1
+// serves from that many processes (node:cluster, as WEB_CONCURRENCY does for `npm start`).
 
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
@@ -18,26 +19,65 @@ export function benchToken(userId: string, sessionId: string): string {
 
 export interface BenchServer {
   url: string;
+  /** CPU time (user + system, µs) the single server process used while `during` ran. */
+  cpu<T>(during: () => Promise<T>): Promise<{ result: T; cpuMicros: number }>;
+  /** Records a CPU profile of the (single) server process while `during` runs; also the CPU time it used (µs). */
+  profile<T>(file: string, during: () => Promise<T>): Promise<{ result: T; cpuMicros: number }>;
   graphql<T = any>(query: string, variables: Record<string, unknown>, token: string): Promise<T>;
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(ownerUrl: string, authUrl: string, poolSize = 16): Promise<BenchServer> {
+export async function startBenchServer(ownerUrl: string, authUrl: string, poolSize = 16, processes = 1): Promise<BenchServer> {
   const child: ChildProcess = fork(path.join(projectRoot, "bench", "lib", "server-child.ts"), [], {
-    env: { ...process.env, NODE_ENV: "production", LOG_LEVEL: "error", BENCH_OWNER_URL: ownerUrl, BENCH_AUTH_URL: authUrl, BENCH_POOL_SIZE: String(poolSize) },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    env: { ...process.env, NODE_ENV: "production", LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", BENCH_OWNER_URL: ownerUrl, BENCH_AUTH_URL: authUrl, BENCH_POOL_SIZE: String(poolSize), BENCH_PROCESSES: String(processes) },
+    // request log lines are written (as in production) but not shown: stdout to /dev/null
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
   });
   const port = await new Promise<number>((resolve, reject) => {
     child.once("message", (m: any) => resolve(m.port));
     child.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
   });
   const url = `http://127.0.0.1:${port}/graphql`;
+  const reply = (type: string) => new Promise<any>((resolve) => {
+    const on = (m: any) => {
+      if (m?.type !== type) return;
+      child.off("message", on);
+      resolve(m);
+    };
+    child.on("message", on);
+  });
   return {
     url,
+    async cpu(during) {
+      if (processes !== 1) throw new Error("measure a single-process server");
+      const before = reply("cpu");
+      child.send({ type: "cpu" });
+      const start = (await before).cpuMicros;
+      const result = await during();
+      const after = reply("cpu");
+      child.send({ type: "cpu" });
+      return { result, cpuMicros: (await after).cpuMicros - start };
+    },
+    async profile(file, during) {
+      if (processes !== 1) throw new Error("profile a single-process server");
+      const started = reply("profile-started");
+      child.send({ type: "profile-start" });
+      await started;
+      let result: any;
+      let cpuMicros = 0;
+      try {
+        result = await during();
+      } finally {
+        const stopped = reply("profile-stopped");
+        child.send({ type: "profile-stop", file });
+        cpuMicros = (await stopped).cpuMicros;
+      }
+      return { result, cpuMicros };
+    },
     async graphql(query, variables, token) {
       const response = await fetch(url, {
         method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${token}` },
+        headers: { "content-type": "application/json", accept: "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
         body: JSON.stringify({ query, variables }),
       });
       const body = (await response.json()) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] };

@@ -1,7 +1,9 @@
 // Raw SQL through `pg` exactly as PostGraphile runs a request: a transaction on an
-// app_authenticator connection with the same transaction-local settings (role and claims).
+// app_authenticator connection opened with the same statement the server sends (begin, the
+// transaction-local role and claims, app_hidden.start_request(): one round trip), the query, commit.
 
 import pg from "pg";
+import { startStatement } from "../../server/request-transaction.ts";
 
 export function authPool(authUrl: string, max: number): pg.Pool {
   const pool = new pg.Pool({ connectionString: authUrl, max });
@@ -12,11 +14,27 @@ export function authPool(authUrl: string, max: number): pg.Pool {
 export async function asUser<R extends pg.QueryResultRow = any>(pool: pg.Pool, userId: string, sessionId: string, sql: string, values: unknown[]): Promise<R[]> {
   const client = await pool.connect();
   try {
-    await client.query("begin");
-    await client.query(
-      "select set_config('role', 'app_user', true), set_config('jwt.claims.user_id', $1, true), set_config('jwt.claims.session_id', $2, true)",
-      [userId, sessionId],
-    );
+    await client.query(startStatement({ role: "app_user", "jwt.claims.user_id": userId, "jwt.claims.session_id": sessionId }));
+    const { rows } = await client.query(sql, values);
+    await client.query("commit");
+    return rows;
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * The same SQL as the owner role (no RLS) with the same round trips: `begin` and the claims in one
+ * message, the query, commit. withCheck: also run start_request() (the session and membership
+ * lookups), as an application without RLS must do before it trusts an organization id.
+ */
+export async function asOwner<R extends pg.QueryResultRow = any>(pool: pg.Pool, userId: string, sessionId: string, sql: string, values: unknown[], withCheck = false): Promise<R[]> {
+  const client = await pool.connect();
+  try {
+    await client.query(startStatement({ "jwt.claims.user_id": userId, "jwt.claims.session_id": sessionId }, withCheck));
     const { rows } = await client.query(sql, values);
     await client.query("commit");
     return rows;

@@ -1,6 +1,9 @@
 -- Users, organizations, members, audit log: who may see and change what.
--- Tenant policies use the index-friendly form `organization_id = any ((select …ids())::uuid[])`: the
--- helper runs once per statement and the comparison can drive an index scan.
+-- Tenant policies compare with the caller's organizations, read once per transaction by
+-- app_hidden.start_request() (db/functions/010-foundation/request.sql) into a setting:
+-- `organization_id = any (current_setting('tenantbase.organization_ids')::uuid[])` (or
+-- tenantbase.admin_organization_ids for admin-only tables). No subquery and no function of ours:
+-- evaluated once per scan as an index condition, and the form Citus accepts on distributed tables.
 
 -- Helpers every role calls (directly or from defaults, triggers and policies).
 grant execute on function
@@ -13,7 +16,9 @@ grant execute on function
   app_hidden.current_user_visible_user_ids(),
   app_public.current_user_id(),
   app_public.current_session_id(),
-  app_public.current_user_organization_ids(app_public.organization_role)
+  app_public.current_user_organization_ids(app_public.organization_role),
+  app_hidden.start_request(),
+  app_hidden.refresh_caller_organizations()
 to app_anonymous, app_user;
 
 -- Signing up and in: the only things an anonymous caller can do.
@@ -48,19 +53,19 @@ select app_private.secure_table('app_public.organizations');
 grant select on app_public.organizations to app_user;
 grant update (name) on app_public.organizations to app_user;
 create policy select_member on app_public.organizations for select to app_user
-  using (id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 create policy update_member on app_public.organizations for update to app_user
-  using (id = any ((select app_public.current_user_organization_ids())::uuid[]))
-  with check (id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]));
+  using (id = any (current_setting('tenantbase.organization_ids')::uuid[]))
+  with check (id = any (current_setting('tenantbase.admin_organization_ids')::uuid[]));
 
 -- organization_members: members see who else is in their organizations.
 select app_private.secure_table('app_public.organization_members');
 grant select on app_public.organization_members to app_user;
 create policy select_member on app_public.organization_members for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 
 -- audit_events: admins and owners read their organization's log; nobody writes it directly.
 select app_private.secure_table('app_public.audit_events');
 grant select on app_public.audit_events to app_user;
 create policy select_admin on app_public.audit_events for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.admin_organization_ids')::uuid[]));

@@ -18,12 +18,12 @@ create policy select_all on app_public.plans for select to app_user using (true)
 select app_private.secure_table('app_public.usage_counters');
 grant select on app_public.usage_counters to app_user;
 create policy select_member on app_public.usage_counters for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 
 select app_private.secure_table('app_public.usage_periods');
 grant select on app_public.usage_periods to app_user;
 create policy select_member on app_public.usage_periods for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 
 -- projects: members see live projects, create and rename them; admins and owners also see the
 -- deleted ones (to restore them). Deleting and restoring go through delete_project /
@@ -34,12 +34,12 @@ grant insert (organization_id, name, description) on app_public.projects to app_
 grant update (name, description) on app_public.projects to app_user;
 create policy select_member on app_public.projects for select to app_user
   using (
-    organization_id = any ((select app_public.current_user_organization_ids())::uuid[])
+    organization_id = any (current_setting('tenantbase.organization_ids')::uuid[])
     and (deleted_at is null
-         or organization_id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]))
+         or organization_id = any (current_setting('tenantbase.admin_organization_ids')::uuid[]))
   );
 create policy insert_member on app_public.projects for insert to app_user
-  with check (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  with check (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 create policy update_member on app_public.projects for update to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]) and deleted_at is null)
-  with check (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]) and deleted_at is null)
+  with check (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));

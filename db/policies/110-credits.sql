@@ -16,19 +16,19 @@ to app_user;
 select app_private.secure_table('app_public.credit_accounts');
 grant select on app_public.credit_accounts to app_user;
 create policy select_member on app_public.credit_accounts for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 
 select app_private.secure_table('app_public.credit_ledger');
 grant select on app_public.credit_ledger to app_user;
 create policy select_member on app_public.credit_ledger for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 
 select app_private.secure_table('app_public.credit_grants');
 grant select on app_public.credit_grants to app_user;
 create policy select_member on app_public.credit_grants for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 
 select app_private.secure_table('app_public.credit_reservations');
 grant select on app_public.credit_reservations to app_user;
 create policy select_member on app_public.credit_reservations for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));

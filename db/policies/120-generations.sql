@@ -17,4 +17,4 @@ to app_user;
 select app_private.secure_table('app_public.generations');
 grant select on app_public.generations to app_user;
 create policy select_member on app_public.generations for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));

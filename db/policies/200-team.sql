@@ -38,19 +38,19 @@ select app_private.secure_table('app_private.invitation_sends');
 select app_private.secure_table('app_public.invitations');
 grant select on app_public.invitations to app_user;
 create policy select_admin on app_public.invitations for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.admin_organization_ids')::uuid[]));
 
 -- organization_slug_redirects: members see their organization's old slug.
 select app_private.secure_table('app_public.organization_slug_redirects');
 grant select on app_public.organization_slug_redirects to app_user;
 create policy select_member on app_public.organization_slug_redirects for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 
 -- organization_settings: members read; admins and owners change through updateOrganizationSettings.
 select app_private.secure_table('app_public.organization_settings');
 grant select on app_public.organization_settings to app_user;
 create policy select_member on app_public.organization_settings for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 
 -- user_settings: your own only.
 select app_private.secure_table('app_public.user_settings');
@@ -63,4 +63,4 @@ create policy select_self on app_public.user_settings for select to app_user
 select app_private.secure_table('app_public.api_keys');
 grant select on app_public.api_keys to app_user;
 create policy select_admin on app_public.api_keys for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.admin_organization_ids')::uuid[]));

@@ -18,10 +18,10 @@ create policy select_active on app_public.credit_packages for select to app_user
 select app_private.secure_table('app_public.subscriptions');
 grant select on app_public.subscriptions to app_user;
 create policy select_member on app_public.subscriptions for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids())::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 
 -- invoices: admins and owners read their organization's billing history.
 select app_private.secure_table('app_public.invoices');
 grant select on app_public.invoices to app_user;
 create policy select_admin on app_public.invoices for select to app_user
-  using (organization_id = any ((select app_public.current_user_organization_ids('admin'))::uuid[]));
+  using (organization_id = any (current_setting('tenantbase.admin_organization_ids')::uuid[]));

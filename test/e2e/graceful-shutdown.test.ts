@@ -5,6 +5,7 @@
 // Also: without pg_stat_statements the start-up log carries one clear warning.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { request } from "node:http";
 import pg from "pg";
 import { projectRoot } from "../../core/paths.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
@@ -153,4 +154,61 @@ test("SIGTERM with a request stuck past SHUTDOWN_TIMEOUT_MS: exits 1 at the dead
     server.child.kill("SIGKILL");
   }
   expect(logLines(server.output).some((l) => l.level === 50 && /shutdown deadline passed/.test(l.msg))).toBe(true);
+});
+
+/** POST /graphql on a connection of its own (so node:cluster may hand it to any process). */
+function postOnNewConnection(port: number, query: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ query });
+    const req = request(
+      { host: "127.0.0.1", port, path: "/graphql", method: "POST", agent: false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+test("WEB_CONCURRENCY=2: two server processes share the port; SIGTERM finishes the in-flight request and exits 0", async () => {
+  // the in-flight request waits on a lock for as long as the steps below take: no statement timeout
+  const server = await start({ WEB_CONCURRENCY: "2", SHUTDOWN_TIMEOUT_MS: "120000", GRAPHQL_STATEMENT_TIMEOUT_MS: "120000" });
+  for (let i = 0; i < 6; i++) expect(await postOnNewConnection(server.port, "{ __typename }")).toBe(200);
+  const user = await createUser(db);
+  const lock = await lockUsers();
+  let released = false;
+  try {
+    const inFlight = fetch(`http://127.0.0.1:${server.port}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${tokenFor(user)}` },
+      body: JSON.stringify({ query: "{ currentUser { email } }" }),
+    });
+    await waitForLockWaiter();
+    server.child.kill("SIGTERM");
+    let refused = false;
+    for (let i = 0; i < 600 && !refused; i++) {
+      refused = await fetch(`http://127.0.0.1:${server.port}/healthz`).then(() => false, () => true);
+      if (!refused) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!refused) throw new Error(`still accepting after SIGTERM:\n${server.output.join("")}`);
+    await lock.query("rollback");
+    released = true;
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ data: { currentUser: { email: user.email } } });
+    const code = await server.exit;
+    if (code !== 0) throw new Error(`exit ${code}:\n${server.output.join("")}`);
+  } finally {
+    if (!released) await lock.query("rollback").catch(() => {});
+    await lock.end();
+    server.child.kill("SIGKILL");
+  }
+  const lines = logLines(server.output);
+  // requests were answered by two processes, the job worker and migrations ran once (in the primary)
+  const servers = new Set(lines.filter((l) => l.msg === "request").map((l) => l.pid));
+  expect(servers.size).toBe(2);
+  expect(lines.filter((l) => /serving from 2 processes/.test(l.msg))).toHaveLength(1);
+  expect(lines.filter((l) => l.msg === "stopped cleanly")).toHaveLength(1);
 });

@@ -56,8 +56,9 @@ begin
 end;
 $$;
 
--- Same signature and, for users, the same answer as the foundation's version. For a request
--- made with an API key (and no user): the key's organization, if the key is live, the
+-- The organizations the caller belongs to with at least min_role (not deleted), for functions that
+-- check membership (policies read the same answer from the settings start_request() made). For
+-- a request made with an API key (and no user): the key's organization, if the key is live, the
 -- organization is not deleted and the key's role is at least min_role.
 create or replace function app_public.current_user_organization_ids(
   min_role app_public.organization_role default 'member'
@@ -72,7 +73,16 @@ declare
   v_user_id uuid := app_public.current_user_id();
   v_api_key_id uuid;
   v_ids uuid[];
+  v_cached text;
 begin
+  -- Inside a request, app_hidden.start_request() has read them already (010-foundation/request.sql).
+  v_cached := case min_role
+    when 'member' then current_setting('tenantbase.organization_ids', true)
+    when 'admin' then current_setting('tenantbase.admin_organization_ids', true)
+  end;
+  if v_cached <> '' then
+    return v_cached::uuid[];
+  end if;
   if v_user_id is not null then
     select coalesce(array_agg(m.organization_id), '{}') into v_ids
     from app_public.organization_members m

@@ -51,7 +51,8 @@ test("logout revokes the caller's own session, once; other sessions stay live", 
   expect(await logout(first.session_id)).toBe(true);
   expect(await live(first.session_id)).toBe(false);
   expect(await live(second.session_id)).toBe(true);
-  expect(await logout(first.session_id)).toBe(false); // already revoked
+  // already revoked: the request itself is refused (app_hidden.start_request, 010-foundation/request.sql)
+  await expect(logout(first.session_id)).rejects.toMatchObject({ code: "TB000", detail: "INVALID_TOKEN" });
   // anonymous callers cannot log anybody out
   await expect(db.queryAs(null, "select app_public.logout()")).rejects.toMatchObject({ code: "42501" });
   expect(await live(second.session_id)).toBe(true);

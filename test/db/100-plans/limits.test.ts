@@ -70,6 +70,7 @@ describe("concurrency: limits hold with many real connections", () => {
     try {
       await client.query("begin");
       await client.query("select set_config('role', 'app_user', true), set_config('jwt.claims.user_id', $1, true)", [userId]);
+      await client.query("select app_hidden.start_request()"); // as every request does (db/transaction.ts)
       await client.query(sql, values);
       await client.query("commit");
     } catch (error) {

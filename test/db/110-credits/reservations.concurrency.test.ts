@@ -26,6 +26,7 @@ async function asUser<T = any>(user: TestUser, sql: string, values: unknown[]): 
   try {
     await client.query("begin");
     await client.query("select set_config('role', 'app_user', true), set_config('jwt.claims.user_id', $1, true)", [user.userId]);
+    await client.query("select app_hidden.start_request()"); // as every request does (db/transaction.ts)
     const { rows } = await client.query(sql, values);
     await client.query("commit");
     return rows[0];

@@ -1,0 +1,128 @@
+// Reads a V8 CPU profile (`node --cpu-prof`) of the API server and says where a request's CPU
+// time went. Each sample is charged to one bucket: walking its stack from the leaf towards the
+// root, the first frame whose script belongs to a known part of the request path decides (so
+// crypto under jsonwebtoken counts as "JWT verify", and a JSON.stringify called by grafast's
+// output as "JSON output"). Samples nobody claims stay "node core (http, net, timers)".
+
+import { readFileSync } from "node:fs";
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  parent?: number;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Buckets in the order the README table lists them. */
+export const BUCKETS = [
+  "Express and middleware (helmet, CORS, body, request id)",
+  "logging (pino)",
+  "metrics (prom-client)",
+  "JWT verify (jsonwebtoken)",
+  "session check (auth middleware)",
+  "grafserv: parse, validate, plan",
+  "execution (grafast, @dataplan/pg)",
+  "pg protocol (pg, pg-protocol, pg-pool)",
+  "JSON output",
+  "node core (http, net, timers)",
+  "garbage collection",
+] as const;
+export type Bucket = (typeof BUCKETS)[number];
+
+// Leaf-first rules: the first rule to match a frame decides the sample.
+function classify(frame: CallFrame): Bucket | null {
+  const { url, functionName } = frame;
+  if (functionName === "(garbage collector)") return "garbage collection";
+  if (functionName === "stringify" && url === "") return "JSON output"; // JSON.stringify (native)
+  if (functionName === "parse" && url === "") return null; // JSON.parse: charged to its caller
+  if (!url) return null;
+  if (/node_modules\/(pino|sonic-boom|pino-std-serializers|fast-redact|thread-stream)\//.test(url) || url.endsWith("/core/logger.ts")) return "logging (pino)";
+  if (/node_modules\/prom-client\//.test(url) || url.endsWith("/server/metrics.ts")) return "metrics (prom-client)";
+  if (/node_modules\/(jsonwebtoken|jws|jwa|safe-buffer|ecdsa-sig-formatter|semver|lodash\.\w+)\//.test(url)) return "JWT verify (jsonwebtoken)";
+  if (url.endsWith("/server/auth.ts") || url.endsWith("/server/request-transaction.ts")) return "session check (auth middleware)";
+  if (/node_modules\/(pg|pg-protocol|pg-pool|pg-types|pg-connection-string|postgres-array|postgres-date|postgres-interval|postgres-bytea|pgpass)\//.test(url)) return "pg protocol (pg, pg-protocol, pg-pool)";
+  if (/node_modules\/grafast\/dist\/(engine\/OutputPlan|prepare)\.js/.test(url) || /node_modules\/grafserv\/dist\/.*(json|stringify)/i.test(url)) return "JSON output";
+  if (/node_modules\/grafast\/dist\/engine\/(OperationPlan|LayerPlan|lib\/|planHelpers|lock|withGlobalLayerPlan)/.test(url) || /node_modules\/grafast\/dist\/(establishOperationPlan|operationPlan-input|planner|utils)\.js/.test(url)) return "grafserv: parse, validate, plan";
+  if (/node_modules\/(graphql|grafserv|@graphile\/lru|graphile-config)\//.test(url) || url.endsWith("/server/graphql-limits.ts")) return "grafserv: parse, validate, plan";
+  if (/node_modules\/(grafast|@dataplan|pg-sql2|graphile-build|graphile-build-pg|postgraphile|tamedevil)\//.test(url) || /\/server\/(plugins|stripe)\//.test(url) || url.endsWith("/server/preset.ts") || url.endsWith("/server/errors.ts")) return "execution (grafast, @dataplan/pg)";
+  if (/node_modules\/(express|router|body-parser|raw-body|iconv-lite|type-is|mime-types|mime-db|content-type|on-finished|finalhandler|helmet|cors|vary|accepts|negotiator|send|etag|fresh|statuses|http-errors|depd|qs|parseurl|cookie|path-to-regexp|debug|media-typer|encodeurl|escape-html|range-parser|content-disposition|proxy-addr|forwarded|ipaddr\.js|merge-descriptors|setprototypeof)\//.test(url)) return "Express and middleware (helmet, CORS, body, request id)";
+  if (/\/server\/(app|http-operations|health)\.ts$/.test(url)) return "Express and middleware (helmet, CORS, body, request id)";
+  return null;
+}
+
+export interface CpuBreakdown {
+  /** CPU time in the profile (idle excluded), ms. */
+  busyMs: number;
+  /** Wall time the profile covers, ms. */
+  wallMs: number;
+  byBucket: Map<Bucket, number>;
+}
+
+export function summariseProfile(file: string, from?: number, to?: number): CpuBreakdown {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile & { startTime: number; endTime: number };
+  const byId = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) byId.set(node.id, node);
+  for (const node of profile.nodes) for (const child of node.children ?? []) byId.get(child)!.parent = node.id;
+  const decided = new Map<number, Bucket | "idle">();
+  const bucketOf = (id: number): Bucket | "idle" => {
+    const known = decided.get(id);
+    if (known) return known;
+    let result: Bucket | "idle" = "node core (http, net, timers)";
+    const leaf = byId.get(id)!;
+    if (leaf.callFrame.functionName === "(idle)" || leaf.callFrame.functionName === "(program)") result = "idle";
+    else {
+      for (let n: ProfileNode | undefined = leaf; n; n = n.parent === undefined ? undefined : byId.get(n.parent)) {
+        const b = classify(n.callFrame);
+        if (b) {
+          result = b;
+          break;
+        }
+      }
+    }
+    decided.set(id, result);
+    return result;
+  };
+  const byBucket = new Map<Bucket, number>(BUCKETS.map((b) => [b, 0]));
+  let busy = 0;
+  let t = profile.startTime;
+  let first = Infinity;
+  let last = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i];
+    if ((from !== undefined && t < from) || (to !== undefined && t > to)) continue;
+    first = Math.min(first, t);
+    last = Math.max(last, t);
+    const delta = profile.timeDeltas[i + 1] ?? 0; // the time until the next sample belongs to this one
+    const b = bucketOf(profile.samples[i]);
+    if (b === "idle") continue;
+    busy += delta;
+    byBucket.set(b, byBucket.get(b)! + delta);
+  }
+  for (const [k, v] of byBucket) byBucket.set(k, v / 1000);
+  return { busyMs: busy / 1000, wallMs: (last - first) / 1000, byBucket };
+}
+
+/**
+ * Prints the breakdown per request. The profile's samples give the shares; the CPU time per
+ * request comes from process.cpuUsage() of the server (a profile on a busy machine also counts
+ * time the process waited for a core while it was running JavaScript).
+ */
+export function printBreakdown(title: string, breakdown: CpuBreakdown, requests: number, cpuMicros: number): void {
+  const perRequest = cpuMicros / requests;
+  console.log(`\n${title}`);
+  console.log(`  server CPU ${(cpuMicros / 1e6).toFixed(1)} s for ${requests.toLocaleString("en-US")} requests: ${perRequest.toFixed(0)} µs of CPU per request (process.cpuUsage, unprofiled run); shares from ${(breakdown.busyMs / 1000).toFixed(1)} s of profile samples (a second run)`);
+  console.log(`  ${"".padEnd(58)} ${"µs/req".padStart(8)} ${"share".padStart(7)}`);
+  for (const bucket of BUCKETS) {
+    const share = breakdown.byBucket.get(bucket)! / breakdown.busyMs;
+    console.log(`  ${bucket.padEnd(58)} ${(share * perRequest).toFixed(0).padStart(8)} ${(share * 100).toFixed(1).padStart(6)}%`);
+  }
+}

@@ -43,7 +43,9 @@ test("anonymous callers may not ask at all; a logged-out session has ended", asy
   const user = { userId: a.member.userId, sessionId: a.member.sessionId };
   await db.owner.query("update app_private.sessions set revoked_at = now() where id = $1", [user.sessionId]);
   try {
-    expect(await status(user, a.org.id)).toBe("session_ended");
+    // The request's own start refuses an ended session before anything else runs
+    // (app_hidden.start_request, 010-foundation/request.sql), so neither check gets to answer.
+    await expect(status(user, a.org.id)).rejects.toMatchObject({ detail: "INVALID_TOKEN" });
     await expect(subscribe(user, "credits", a.org.id)).rejects.toMatchObject({ detail: "INVALID_TOKEN" });
   } finally {
     await db.owner.query("update app_private.sessions set revoked_at = null where id = $1", [user.sessionId]);

@@ -211,4 +211,6 @@ test("WEB_CONCURRENCY=2: two server processes share the port; SIGTERM finishes t
   expect(servers.size).toBe(2);
   expect(lines.filter((l) => /serving from 2 processes/.test(l.msg))).toHaveLength(1);
   expect(lines.filter((l) => l.msg === "stopped cleanly")).toHaveLength(1);
-});
+  // Two server processes and the primary start, migrate and stop on a machine that may be running
+  // the rest of the suite against the same PostgreSQL: more than jest's default minute.
+}, 240_000);

@@ -35,7 +35,9 @@ afterAll(async () => {
 
 /** Sends what is queued, then returns the newest mail whose subject matches, decoded. */
 async function latestMail(subject: string): Promise<string> {
-  await runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 1, noHandleSignals: true });
+  // No prepared statements: under TEST_PGBOUNCER this connection goes through transaction pooling,
+  // where a second runOnce may land on a server connection that has the first one's statements.
+  await runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 1, noHandleSignals: true, noPreparedStatements: true });
   const mails = readdirSync(outbox)
     .map((f) => path.join(outbox, f))
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)

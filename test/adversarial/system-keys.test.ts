@@ -71,7 +71,7 @@ test("a member who takes the next period's allowance key cannot stop the rollove
   // the organizations are created without this month's allowance (the free plan grants nothing
   // for a moment), the attacker takes this month's key, and their period is moved back so that
   // it ends at the start of this month.
-  const atBoundary = (await secondsToMonthEnd()) <= 75;
+  const atBoundary = (await secondsToMonthEnd()) <= 150;
   if (!atBoundary) await db.owner.query("update app_public.plans set monthly_credits = 0 where id = 'free'");
   const users: TestUser[] = [];
   const orgs: string[] = [];

@@ -118,7 +118,8 @@ test("job log lines carry the request id that queued the job; outcomes are count
   try {
     await db.owner.query("select graphile_worker.add_job('log_probe', json_build_object('requestId', 'req-from-http-42'))");
     await db.owner.query("select graphile_worker.add_job('log_probe', json_build_object('fail', true), max_attempts := 1)");
-    for (let i = 0; i < 100 && jobLog.lines.filter((l) => /job (completed|failed)"/.test(l)).length < 2; i++) {
+    // Up to 30 s: through PgBouncer (TEST_PGBOUNCER) the worker polls instead of LISTENing.
+    for (let i = 0; i < 300 && jobLog.lines.filter((l) => /job (completed|failed)"/.test(l)).length < 2; i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {

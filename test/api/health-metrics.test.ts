@@ -44,7 +44,7 @@ test("/readyz: both roles reach the database and migrations are current; no work
 });
 
 test("/readyz: a running worker's heartbeat and a good verification make it ready; a stale heartbeat degrades it", async () => {
-  const runner: Runner = await startWorker({ ownerUrl: db.ownerUrl, crontab: null, taskList: {}, pollInterval: 500 });
+  const runner: Runner = await startWorker({ ownerUrl: db.directOwnerUrl, crontab: null, taskList: {}, pollInterval: 500 }); // workers connect directly, never through PgBouncer
   try {
     await db.owner.query(
       `insert into app_private.backup_runs (kind, file, ok, details, started_at, finished_at)

@@ -95,8 +95,10 @@ test("redaction censors secret-bearing keys anywhere a caller logs an object", (
 test("job log lines carry the request id that queued the job; outcomes are counted per task", async () => {
   const jobLog = memoryLogger();
   let ran = 0;
+  // Workers connect directly, never through PgBouncer (README, production guide): LISTEN and
+  // their liveness lock need a session of their own.
   const runner = await startWorker({
-    ownerUrl: db.ownerUrl,
+    ownerUrl: db.directOwnerUrl,
     crontab: null,
     pollInterval: 200,
     taskList: {
@@ -106,7 +108,7 @@ test("job log lines carry the request id that queued the job; outcomes are count
       },
     },
     operations: {
-      ownerUrl: db.ownerUrl,
+      ownerUrl: db.directOwnerUrl,
       rootUrl: null,
       backupDir: "/nonexistent",
       backupRetentionDays: 30,

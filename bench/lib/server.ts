@@ -6,6 +6,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import jwt from "jsonwebtoken";
 import { projectRoot } from "../../core/paths.ts";
+import { post } from "./http-client.ts";
 
 export const BENCH_JWT = { secret: "bench-secret-that-is-at-least-32-characters-long", audience: "tenantbase", issuer: "tenantbase" };
 
@@ -38,6 +39,7 @@ export async function startBenchServer(ownerUrl: string, authUrl: string, poolSi
     child.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
   });
   const url = `http://127.0.0.1:${port}/graphql`;
+  const target = new URL(url);
   const reply = (type: string) => new Promise<any>((resolve) => {
     const on = (m: any) => {
       if (m?.type !== type) return;
@@ -75,12 +77,12 @@ export async function startBenchServer(ownerUrl: string, authUrl: string, poolSi
       return { result, cpuMicros };
     },
     async graphql(query, variables, token) {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify({ query, variables }),
+      const answer = await post(target, JSON.stringify({ query, variables }), {
+        "content-type": "application/json",
+        accept: "application/json",
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
       });
-      const body = (await response.json()) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] };
+      const body = JSON.parse(answer.body) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] };
       if (body.errors?.length) {
         const e = body.errors[0];
         throw Object.assign(new Error(`${e.extensions?.code ?? ""} ${e.message}`), { code: e.extensions?.code });

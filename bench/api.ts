@@ -2,9 +2,13 @@
 // projects, 1,000,000 generations), 16 concurrent clients, every comparison interleaved in one run:
 //   1. "the latest 20 generations of my organization": GraphQL over HTTP from 1 server process
 //      and from N (node:cluster, WEB_CONCURRENCY); the same SQL through `pg` as app_user under
-//      RLS, opened exactly as the server opens a request; the same SQL as the owner with an
-//      explicit WHERE organization_id (same round trips, no RLS); and the owner again after the
-//      session and membership lookups an application without RLS would make.
+//      RLS, opened exactly as the server opens a request (the query a named prepared statement,
+//      as grafast sends it); the same SQL as the owner with an explicit WHERE organization_id
+//      (same round trips, no RLS); the owner again after the session and membership lookups an
+//      application without RLS would make; and two references: a hand-written node:http endpoint
+//      running the same transaction (what any Node server costs in front of this SQL) and stock
+//      PostGraphile 5 on the same schema with nothing of ours and no session check (what
+//      PostGraphile itself costs).
 //   2. a realistic page: an organization with its credit account, usage counter, members (with
 //      their users) and latest generations, nested, against one hand-written SQL statement.
 //   3. bench:credits' mutation rows: reserve + capture pairs over 100 organizations.
@@ -40,10 +44,15 @@ const db = await ensureDataset(DATASET, { organizations: 1000, projectsPerOrgani
 const members = await benchMembers(db.ownerUrl);
 const tokens = members.map((m) => benchToken(m.userId, m.sessionId));
 const ownerPool = new pg.Pool({ connectionString: db.ownerUrl, max: CONCURRENCY });
+ownerPool.on("error", () => {});
 // credits for the mutation rows, whatever the month's allowance left (idempotent on its key)
 await ownerPool.query(`select app_private.grant_credits(organization_id, 1000000000000, 'manual', null, 'bench-topup') from app_private.bench_org`);
 const server = await startBenchServer(db.ownerUrl, db.authUrl, CONCURRENCY, 1);
 const serverN = await startBenchServer(db.ownerUrl, db.authUrl, CONCURRENCY, PROCESSES);
+// References for the list query, measured beside it: what any Node HTTP server costs in front of
+// the same SQL, and what PostGraphile itself costs with nothing of ours.
+const plain = await startBenchServer(db.ownerUrl, db.authUrl, CONCURRENCY, 1, "plain");
+const stock = await startBenchServer(db.ownerUrl, db.authUrl, CONCURRENCY, 1, "stock");
 const pool = authPool(db.authUrl, CONCURRENCY);
 
 const LIST = `query ($o: UUID!) {
@@ -51,6 +60,8 @@ const LIST = `query ($o: UUID!) {
     nodes { id projectId kind model status creditsCharged createdAt }
   }
 }`;
+// Stock PostGraphile names the uuid column rowId (id is its global Node id): the same question.
+const LIST_STOCK = LIST.replace("ID_DESC]", "ROW_ID_DESC]").replace("nodes { id ", "nodes { id: rowId ");
 const LIST_SQL = `select id, project_id, kind, model, status, credits_charged, created_at from app_public.generations
   where organization_id = $1 order by created_at desc, id desc limit 20`;
 
@@ -89,8 +100,10 @@ const key = (prefix: string) => `${prefix}-${run}-${seq++}`;
   const gN = await serverN.graphql(LIST, { o: m.organizationId }, tokens[7]);
   const s = await asUser(pool, m.userId, m.sessionId, LIST_SQL, [m.organizationId]);
   const o = await asOwner(ownerPool, m.userId, m.sessionId, LIST_SQL, [m.organizationId]);
+  const p = await plain.graphql(LIST, { o: m.organizationId }, tokens[7]);
+  const k = await stock.graphql(LIST_STOCK, { o: m.organizationId }, tokens[7]);
   const ids = (rows: any[]) => rows.map((r) => r.id).join();
-  if (ids(g.generations.nodes) !== ids(s) || ids(gN.generations.nodes) !== ids(s) || ids(s) !== ids(o) || s.length !== 20) throw new Error("the list ways disagree");
+  if ([g.generations.nodes, gN.generations.nodes, o, p.generations.nodes, k.generations.nodes].some((rows) => ids(rows) !== ids(s)) || s.length !== 20) throw new Error("the list ways disagree");
   const page = await server.graphql(PAGE, { o: m.organizationId }, tokens[7]);
   const [pageSql] = await asUser(pool, m.userId, m.sessionId, PAGE_SQL, [m.organizationId]);
   if (ids(page.organization.generations.nodes) !== ids(pageSql.generations) || page.organization.organizationMembers.nodes.length !== pageSql.members.length
@@ -116,6 +129,8 @@ const list = !PARTS.has("list") ? none : await interleaved(ROUNDS, CONCURRENCY, 
   ["SQL through pg as app_user (RLS, as the server)", sqlAsUser(LIST_SQL)],
   ["SQL as owner, explicit WHERE organization_id", sqlAsOwner(LIST_SQL, false)],
   ["SQL as owner, explicit WHERE + session/membership", sqlAsOwner(LIST_SQL, true)],
+  ["(reference) hand-written node:http endpoint, same SQL", viaGraphql(plain, LIST)],
+  ["(reference) stock PostGraphile 5, no session check", viaGraphql(stock, LIST_STOCK)],
 ]);
 if (list.length) printTable("1. latest 20 generations of my organization", list);
 if (list.length && statements) {
@@ -180,8 +195,11 @@ const lines: string[] = [];
 if (list.length) lines.push(
   `list: GraphQL ÷ SQL (RLS), 1 process     ${ratio(list[0], list[2])}   (goal: at least 0.6)`,
   `list: GraphQL ÷ SQL (RLS), ${PROCESSES} processes    ${ratio(list[1], list[2])}`,
-  `list: RLS ÷ explicit WHERE               ${ratio(list[2], list[3])}   (goal: >= 0.98)`,
-  `list: RLS ÷ WHERE after the same session/membership lookups (the policies alone)   ${ratio(list[2], list[4])}`,
+  `list: hand-written node:http ÷ SQL       ${ratio(list[5], list[2])}   (the ceiling for a Node server in front of this SQL)`,
+  `list: stock PostGraphile 5 ÷ SQL         ${ratio(list[6], list[2])}`,
+  `list: GraphQL ÷ stock PostGraphile 5     ${ratio(list[0], list[6])}   (what tenantbase adds to PostGraphile, session check included)`,
+  `list: RLS ÷ explicit WHERE, both after the session and membership checks   ${ratio(list[2], list[4])}   (goal: >= 0.98; what RLS itself costs)`,
+  `list: RLS ÷ explicit WHERE with no session check at all                     ${ratio(list[2], list[3])}   (the rest is the check)`,
   `list: ${PROCESSES} processes ÷ 1                     ${ratio(list[1], list[0])}`,
 );
 if (page.length) lines.push(`page: GraphQL ÷ SQL (RLS)                 ${ratio(page[0], page[2])} (1 process); ${ratio(page[1], page[2])} (${PROCESSES})`);
@@ -195,9 +213,8 @@ console.log("\n  plan as app_user under RLS:\n" + plan.map((r: any) => "    " + 
 const plan2 = await ownerPool.query(`explain (analyze, buffers, costs off) ${LIST_SQL}`, [m.organizationId]);
 console.log("  plan as owner, explicit WHERE:\n" + plan2.rows.map((r: any) => "    " + r["QUERY PLAN"]).join("\n"));
 
+await Promise.all([server, serverN, plain, stock].map((s) => s.stop()));
 await root.end();
 await pool.end();
 await ownerPool.end();
-await server.stop();
-await serverN.stop();
 await db.stop();

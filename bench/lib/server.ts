@@ -28,8 +28,20 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(ownerUrl: string, authUrl: string, poolSize = 16, processes = 1): Promise<BenchServer> {
-  const child: ChildProcess = fork(path.join(projectRoot, "bench", "lib", "server-child.ts"), [], {
+/**
+ * kind: "tenantbase" (the real app), "plain" (bench/lib/plain-endpoint-child.ts: a hand-written
+ * node:http endpoint for the list query only) or "stock" (bench/lib/stock-postgraphile-child.ts:
+ * stock PostGraphile 5 on the same schema); the last two are references, one process each.
+ */
+export type BenchServerKind = "tenantbase" | "plain" | "stock";
+const SCRIPTS: Record<BenchServerKind, string> = {
+  tenantbase: "server-child.ts",
+  plain: "plain-endpoint-child.ts",
+  stock: "stock-postgraphile-child.ts",
+};
+
+export async function startBenchServer(ownerUrl: string, authUrl: string, poolSize = 16, processes = 1, kind: BenchServerKind = "tenantbase"): Promise<BenchServer> {
+  const child: ChildProcess = fork(path.join(projectRoot, "bench", "lib", SCRIPTS[kind]), [], {
     env: { ...process.env, NODE_ENV: "production", LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", BENCH_OWNER_URL: ownerUrl, BENCH_AUTH_URL: authUrl, BENCH_POOL_SIZE: String(poolSize), BENCH_PROCESSES: String(processes) },
     // request log lines are written (as in production) but not shown: stdout to /dev/null
     stdio: ["ignore", "ignore", "inherit", "ipc"],

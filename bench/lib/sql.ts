@@ -1,9 +1,16 @@
 // Raw SQL through `pg` exactly as PostGraphile runs a request: a transaction on an
 // app_authenticator connection opened with the same statement the server sends (begin, the
-// transaction-local role and claims, app_hidden.start_request(): one round trip), the query, commit.
+// transaction-local role and claims, app_hidden.start_request(): one round trip), the query as a
+// named prepared statement (as grafast sends it), commit.
 
+import { createHash } from "node:crypto";
 import pg from "pg";
 import { startStatement } from "../../server/request-transaction.ts";
+
+/** The statement as a named prepared statement, as grafast runs its queries: parsed and planned once per connection. */
+function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  return { name: "bench_" + createHash("sha1").update(text).digest("hex").slice(0, 16), text, values };
+}
 
 export function authPool(authUrl: string, max: number): pg.Pool {
   const pool = new pg.Pool({ connectionString: authUrl, max });
@@ -15,7 +22,7 @@ export async function asUser<R extends pg.QueryResultRow = any>(pool: pg.Pool, u
   const client = await pool.connect();
   try {
     await client.query(startStatement({ role: "app_user", "jwt.claims.user_id": userId, "jwt.claims.session_id": sessionId }));
-    const { rows } = await client.query(sql, values);
+    const { rows } = await client.query(prepared(sql, values));
     await client.query("commit");
     return rows;
   } catch (error) {
@@ -35,7 +42,7 @@ export async function asOwner<R extends pg.QueryResultRow = any>(pool: pg.Pool, 
   const client = await pool.connect();
   try {
     await client.query(startStatement({ "jwt.claims.user_id": userId, "jwt.claims.session_id": sessionId }, withCheck));
-    const { rows } = await client.query(sql, values);
+    const { rows } = await client.query(prepared(sql, values));
     await client.query("commit");
     return rows;
   } catch (error) {

@@ -14,6 +14,7 @@
 //   3. bench:credits' mutation rows: reserve + capture pairs over 100 organizations.
 //   4. the fixed cost of a request ({ __typename }, { currentUser { id } }).
 //   5. where the server's CPU goes per request (a V8 CPU profile of the list query's load).
+//   6. the server CPU per list request of tenantbase, stock PostGraphile and the hand-written endpoint.
 // Prints req/s, p50/p95/p99, every ratio and the plans.
 // Env: BENCH_SECONDS (default 8), BENCH_ROUNDS (default 3), BENCH_CONCURRENCY (default 16),
 // BENCH_PROCESSES (default: one per core), BENCH_GENERATIONS / BENCH_PROJECTS_PER_ORG to shrink the
@@ -28,6 +29,7 @@ import { interleaved, printTable, runLoad, type LoadResult } from "./lib/load.ts
 import { benchToken, startBenchServer } from "./lib/server.ts";
 import { asOwner, asUser, authPool, benchMembers } from "./lib/sql.ts";
 import { printBreakdown, summariseProfile } from "./lib/cpu-profile.ts";
+import { processCpuMicros } from "./lib/process-cpu.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -189,6 +191,20 @@ if (PARTS.has("profile")) {
     measured.result.ok,
     measured.cpuMicros,
   );
+}
+// 6. The same load through each reference server: their CPU per request beside ours.
+const perRequest: [string, number][] = [];
+if (PARTS.has("profile")) {
+  for (const [label, s, query] of [["tenantbase", server, LIST], ["stock PostGraphile 5", stock, LIST_STOCK], ["hand-written node:http", plain, LIST]] as const) {
+    const before = processCpuMicros(s.pid);
+    const result = await runLoad(label, CONCURRENCY, SECONDS, viaGraphql(s, query));
+    const after = processCpuMicros(s.pid);
+    if (before !== null && after !== null) perRequest.push([`${label} (${result.perSecond.toFixed(0)} req/s)`, (after - before) / result.ok]);
+  }
+  if (perRequest.length) {
+    console.log("\n6. server CPU per list request, same load, one after the other (/proc; µs)");
+    for (const [label, micros] of perRequest) console.log(`  ${label.padEnd(44)} ${micros.toFixed(0).padStart(6)}`);
+  }
 }
 const ratio = (a: LoadResult, b: LoadResult) => (a.perSecond / b.perSecond).toFixed(2);
 const lines: string[] = [];

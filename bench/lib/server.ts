@@ -20,6 +20,8 @@ export function benchToken(userId: string, sessionId: string): string {
 
 export interface BenchServer {
   url: string;
+  /** The server's process id (the primary's, with several processes). */
+  pid: number;
   /** CPU time (user + system, µs) the single server process used while `during` ran. */
   cpu<T>(during: () => Promise<T>): Promise<{ result: T; cpuMicros: number }>;
   /** Records a CPU profile of the (single) server process while `during` runs; also the CPU time it used (µs). */
@@ -62,6 +64,7 @@ export async function startBenchServer(ownerUrl: string, authUrl: string, poolSi
   });
   return {
     url,
+    pid: child.pid!,
     async cpu(during) {
       if (processes !== 1) throw new Error("measure a single-process server");
       const before = reply("cpu");

@@ -116,7 +116,7 @@ console.log(`bench:api — ${sizes.p.toLocaleString("en-US")} projects, ${sizes.
 if (GENERATIONS < 1_000_000 || PROJECTS < 1000) console.log("NOTE: smaller than the 1,000,000-row target");
 
 const sqlAsUser = (sql: string) => (_c: number, i: number) => { const m = members[member(i)]; return asUser(pool, m.userId, m.sessionId, sql, [m.organizationId]).then(() => {}); };
-const sqlAsOwner = (sql: string, withCheck: boolean) => (_c: number, i: number) => { const m = members[member(i)]; return asOwner(ownerPool, m.userId, m.sessionId, sql, [m.organizationId], withCheck).then(() => {}); };
+const sqlAsOwner = (sql: string, withCheck: boolean, switchRole = false) => (_c: number, i: number) => { const m = members[member(i)]; return asOwner(ownerPool, m.userId, m.sessionId, sql, [m.organizationId], withCheck, switchRole).then(() => {}); };
 const viaGraphql = (s: typeof server, query: string) => (_c: number, i: number) => s.graphql(query, { o: members[member(i)].organizationId }, tokens[member(i)]);
 
 // PostgreSQL's side of each way, per statement (pg_stat_statements of the bench cluster)
@@ -131,6 +131,7 @@ const list = !PARTS.has("list") ? none : await interleaved(ROUNDS, CONCURRENCY, 
   ["SQL through pg as app_user (RLS, as the server)", sqlAsUser(LIST_SQL)],
   ["SQL as owner, explicit WHERE organization_id", sqlAsOwner(LIST_SQL, false)],
   ["SQL as owner, explicit WHERE + session/membership", sqlAsOwner(LIST_SQL, true)],
+  ["SQL as owner, WHERE + session/membership + role switch", sqlAsOwner(LIST_SQL, true, true)],
   ["(reference) hand-written node:http endpoint, same SQL", viaGraphql(plain, LIST)],
   ["(reference) stock PostGraphile 5, no session check", viaGraphql(stock, LIST_STOCK)],
 ]);
@@ -211,11 +212,13 @@ const lines: string[] = [];
 if (list.length) lines.push(
   `list: GraphQL ÷ SQL (RLS), 1 process     ${ratio(list[0], list[2])}   (goal: at least 0.6)`,
   `list: GraphQL ÷ SQL (RLS), ${PROCESSES} processes    ${ratio(list[1], list[2])}`,
-  `list: hand-written node:http ÷ SQL       ${ratio(list[5], list[2])}   (the ceiling for a Node server in front of this SQL)`,
-  `list: stock PostGraphile 5 ÷ SQL         ${ratio(list[6], list[2])}`,
-  `list: GraphQL ÷ stock PostGraphile 5     ${ratio(list[0], list[6])}   (what tenantbase adds to PostGraphile, session check included)`,
+  `list: hand-written node:http ÷ SQL       ${ratio(list[6], list[2])}   (the ceiling for a Node server in front of this SQL)`,
+  `list: stock PostGraphile 5 ÷ SQL         ${ratio(list[7], list[2])}`,
+  `list: GraphQL ÷ stock PostGraphile 5     ${ratio(list[0], list[7])}   (what tenantbase adds to PostGraphile, session check included)`,
   `list: RLS ÷ explicit WHERE, both after the session and membership checks   ${ratio(list[2], list[4])}   (goal: >= 0.98; what RLS itself costs)`,
   `list: RLS ÷ explicit WHERE with no session check at all                     ${ratio(list[2], list[3])}   (the rest is the check)`,
+  `list: RLS ÷ WHERE after the same checks and a role switch of its own        ${ratio(list[2], list[5])}   (the policies alone)`,
+  `list: the owner's role switch: with ÷ without                               ${ratio(list[5], list[4])}`,
   `list: ${PROCESSES} processes ÷ 1                     ${ratio(list[1], list[0])}`,
 );
 if (page.length) lines.push(`page: GraphQL ÷ SQL (RLS)                 ${ratio(page[0], page[2])} (1 process); ${ratio(page[1], page[2])} (${PROCESSES})`);

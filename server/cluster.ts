@@ -27,6 +27,15 @@ export interface WebProcesses {
 }
 
 export async function startWebProcesses(count: number, message: ServeMessage, logger: Logger): Promise<WebProcesses> {
+  // The processes accept connections themselves from the shared socket (SCHED_NONE), not through
+  // the primary's round robin. With round robin, a connection the primary handed to the last
+  // server process just as it closed its listener (SIGTERM) went back to the primary after the
+  // primary had dropped its queue: nobody answered or closed it until the primary exited (the
+  // client hung through the whole drain; reproduced in 2 of 4 runs, see
+  // test/e2e/graceful-shutdown.test.ts). With SCHED_NONE the kernel keeps unaccepted connections
+  // and resets them when the last listener closes, and an idle process, waiting in accept,
+  // takes the next connection before a busy one.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   let stopping = false;
   const live = new Set<Worker>();
 

@@ -15,6 +15,8 @@ import { realtimeConfig } from "../../core/config.ts";
 const processes = Number(process.env.BENCH_PROCESSES ?? 1);
 
 if (cluster.isPrimary && processes > 1) {
+  // as server/cluster.ts: each process accepts from the shared socket
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const ports = await Promise.all(
     Array.from({ length: processes }, () => {
       const worker = cluster.fork();

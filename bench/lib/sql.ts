@@ -36,12 +36,15 @@ export async function asUser<R extends pg.QueryResultRow = any>(pool: pg.Pool, u
 /**
  * The same SQL as the owner role (no RLS) with the same round trips: `begin` and the claims in one
  * message, the query, commit. withCheck: also run start_request() (the session and membership
- * lookups), as an application without RLS must do before it trusts an organization id.
+ * lookups), as an application without RLS must do before it trusts an organization id;
+ * switchRole: with a transaction-local role switch too (what the RLS way pays for its role).
  */
-export async function asOwner<R extends pg.QueryResultRow = any>(pool: pg.Pool, userId: string, sessionId: string, sql: string, values: unknown[], withCheck = false): Promise<R[]> {
+export async function asOwner<R extends pg.QueryResultRow = any>(pool: pg.Pool, userId: string, sessionId: string, sql: string, values: unknown[], withCheck = false, switchRole = false): Promise<R[]> {
   const client = await pool.connect();
   try {
-    await client.query(startStatement({ "jwt.claims.user_id": userId, "jwt.claims.session_id": sessionId }, withCheck));
+    // switchRole: also switch to the owner role itself, transaction-locally, as the server switches to app_user
+    const role = switchRole ? { role: "app_owner" } : {};
+    await client.query(startStatement({ ...role, "jwt.claims.user_id": userId, "jwt.claims.session_id": sessionId }, withCheck));
     const { rows } = await client.query(prepared(sql, values));
     await client.query("commit");
     return rows;

@@ -20,6 +20,7 @@ import { freePort } from "../db/ports.ts";
 import { projectRoot } from "../core/paths.ts";
 import { STRIPE_API_VERSION } from "../server/stripe/client.ts";
 import { BENCH_JWT } from "./lib/server.ts";
+import { post } from "./lib/http-client.ts";
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 2000);
 const SENDERS = Number(process.env.BENCH_SENDERS ?? 16);
@@ -87,6 +88,9 @@ await until("workers", async () => {
   return rows[0].n >= WORKERS;
 });
 const base = `http://127.0.0.1:${port}`;
+// Deliveries go through node:http with a keep-alive agent (bench/lib/http-client.ts): fetch cost
+// the load generator about twice the CPU per request, which the server and PostgreSQL then lacked.
+const webhookUrl = new URL(`${base}/webhooks/stripe`);
 
 // 20 organizations and a credit package to buy.
 const organizations: string[] = [];
@@ -196,12 +200,7 @@ async function phase(senders: number, events: number, via: "http" | "sql" = "htt
         // deliver again, as Stripe would (the intake is idempotent); counted and printed.
         for (let attempt = 1; ; attempt++) {
           try {
-            const response = await fetch(`${base}/webhooks/stripe`, {
-              method: "POST",
-              headers: { "content-type": "application/json", "stripe-signature": header },
-              body: payload,
-            });
-            await response.arrayBuffer();
+            const response = await post(webhookUrl, payload, { "content-type": "application/json", "stripe-signature": header });
             if (response.status !== 200) throw new Error(`delivery answered ${response.status}`);
             break;
           } catch (error) {

@@ -20,19 +20,22 @@ as $$
 $$;
 
 -- Which organization an event is about: the organization_id our server put in the metadata,
--- else the organization whose Stripe customer it is. Null when neither is known.
+-- else the organization whose Stripe customer it is. Null when neither is known. PL/pgSQL, not
+-- SQL: a security definer SQL function is never inlined and was planned again on every event.
 create or replace function app_private.stripe_organization_id(metadata jsonb, stripe_customer_id text) returns uuid
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = pg_catalog, public
 as $$
-  select coalesce(
+begin
+  return coalesce(
     (select o.id from app_public.organizations o
-      where o.id = app_private.try_uuid(metadata ->> 'organization_id')),
+      where o.id = app_private.try_uuid(stripe_organization_id.metadata ->> 'organization_id')),
     (select c.organization_id from app_private.stripe_customers c
       where c.stripe_customer_id = stripe_organization_id.stripe_customer_id),
     (select s.organization_id from app_public.subscriptions s
       where s.stripe_customer_id = stripe_organization_id.stripe_customer_id)
   );
+end;
 $$;
 
 -- The subscription an invoice belongs to: `invoice.subscription` before API version 2025-03-31,
@@ -90,16 +93,18 @@ begin
 end;
 $$;
 
--- Bookkeeping for the job, outside its (rolled back) transaction.
+-- Bookkeeping for the job, outside its (rolled back) transaction. PL/pgSQL keeps the plan.
 create or replace function app_private.record_stripe_event_attempt(event_id text, error text) returns void
-  language sql volatile security definer
+  language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
+begin
   update app_private.stripe_events e set
     attempts = e.attempts + 1,
     last_attempt_at = now(),
     last_error = record_stripe_event_attempt.error
   where e.id = record_stripe_event_attempt.event_id;
+end;
 $$;
 
 -- Applies one stored event. Safe to run any number of times: every branch is idempotent. The

@@ -59,13 +59,10 @@ export class IntakeBatcher {
   private async store(batch: Pending[]): Promise<void> {
     if (batch.length === 1) return this.storeOne(batch[0]);
     try {
-      // One statement, one transaction: receive_stripe_event runs once per event, in order.
-      const { rows } = await this.pool.query(
-        `select app_private.receive_stripe_event(e.body) as new
-         from unnest($1::jsonb[]) with ordinality as e (body, n) order by e.n`,
-        [batch.map((p) => p.body)],
-      );
-      batch.forEach((pending, i) => pending.resolve(rows[i].new));
+      // One statement, one transaction, one insert and one add_jobs for the whole batch.
+      const { rows } = await this.pool.query("select app_private.receive_stripe_events($1::jsonb[]) as new", [batch.map((p) => p.body)]);
+      const isNew: boolean[] = rows[0].new;
+      batch.forEach((pending, i) => pending.resolve(isNew[i]));
     } catch {
       await Promise.all(batch.map((pending) => this.storeOne(pending)));
     }
@@ -73,8 +70,8 @@ export class IntakeBatcher {
 
   private async storeOne(pending: Pending): Promise<void> {
     try {
-      const { rows } = await this.pool.query("select app_private.receive_stripe_event($1::jsonb) as new", [pending.body]);
-      pending.resolve(rows[0].new);
+      const { rows } = await this.pool.query("select app_private.receive_stripe_events(array[$1::jsonb]) as new", [pending.body]);
+      pending.resolve(rows[0].new[0]);
     } catch (error) {
       pending.reject(error);
     }

@@ -67,29 +67,60 @@ as $$
   end::smallint;
 $$;
 
--- Called by POST /webhooks/stripe with an event whose signature the server has verified. Stores
--- it and queues its job in one transaction; a repeated delivery stores and queues nothing.
--- Returns whether the event was new.
-create or replace function app_private.receive_stripe_event(event jsonb) returns boolean
+-- Called by POST /webhooks/stripe with events whose signatures the server has verified (the
+-- deliveries that arrived together). Stores them and queues their jobs in one transaction, with
+-- one insert and one add_jobs for the whole batch: graphile_worker.add_jobs runs five statements
+-- and a NOTIFY per call, re-planned on every call, so per event it cost more than storing the
+-- event. A repeated delivery (already stored, or earlier in the same batch) stores and queues
+-- nothing. Returns, for each event in order, whether it was new. One malformed event fails the
+-- whole call (the server then stores the batch one event at a time).
+create or replace function app_private.receive_stripe_events(events jsonb[]) returns boolean[]
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 declare
-  v_id text := event ->> 'id';
+  v_event jsonb;
+  v_new text[];
 begin
-  if v_id is null or v_id !~ '^evt_[A-Za-z0-9_]+$' or (event ->> 'type') is null
-     or jsonb_typeof(event -> 'created') is distinct from 'number' then
-    raise exception 'not a Stripe event' using errcode = '22023';
+  foreach v_event in array coalesce(events, '{}') loop
+    if v_event is null or (v_event ->> 'id') is null or (v_event ->> 'id') !~ '^evt_[A-Za-z0-9_]+$'
+       or (v_event ->> 'type') is null or jsonb_typeof(v_event -> 'created') is distinct from 'number' then
+      raise exception 'not a Stripe event' using errcode = '22023';
+    end if;
+  end loop;
+  with inserted as (
+    insert into app_private.stripe_events (id, type, api_version, livemode, stripe_created_at, payload)
+    select e ->> 'id', e ->> 'type', e ->> 'api_version', coalesce((e ->> 'livemode')::boolean, false),
+           to_timestamp((e ->> 'created')::bigint), e
+    from unnest(events) with ordinality as u (e, n)
+    order by n
+    on conflict (id) do nothing
+    returning id
+  )
+  select array_agg(id) into v_new from inserted;
+  if v_new is null then
+    return array(select false from unnest(events));
   end if;
-  insert into app_private.stripe_events (id, type, api_version, livemode, stripe_created_at, payload)
-  values (v_id, event ->> 'type', event ->> 'api_version', coalesce((event ->> 'livemode')::boolean, false),
-          to_timestamp((event ->> 'created')::bigint), event)
-  on conflict (id) do nothing;
-  if not found then
-    return false;
-  end if;
-  perform graphile_worker.add_job('stripe_event', json_build_object('eventId', v_id), job_key => v_id);
-  return true;
+  perform graphile_worker.add_jobs(array(
+    select row('stripe_event', json_build_object('eventId', id), null, null, null, id, null, null)::graphile_worker.job_spec
+    from unnest(v_new) as id
+  ));
+  -- New: stored now, and the first time the id appears in this batch.
+  return array(
+    select (u.e ->> 'id') = any (v_new) and row_number() over (partition by u.e ->> 'id' order by u.n) = 1
+    from unnest(events) with ordinality as u (e, n)
+    order by u.n
+  );
+end;
+$$;
+
+-- One event: the same as a batch of one (servers of the previous release call this).
+create or replace function app_private.receive_stripe_event(event jsonb) returns boolean
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+begin
+  return (app_private.receive_stripe_events(array[event]))[1];
 end;
 $$;
 

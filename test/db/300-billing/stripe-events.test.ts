@@ -25,6 +25,31 @@ test("unknown event types are stored and marked ignored", async () => {
   expect(rows[0].processed_at).not.toBeNull();
 });
 
+test("receive_stripe_events stores a batch in one call: each event once, one job per new event, an answer per delivery", async () => {
+  const a = stripeEvent("customer.created", { id: "cus_batch_a", object: "customer" }, T0);
+  const b = stripeEvent("customer.created", { id: "cus_batch_b", object: "customer" }, T0);
+  const c = stripeEvent("customer.created", { id: "cus_batch_c", object: "customer" }, T0);
+  const receive = async (events: object[]) =>
+    (await db.owner.query("select app_private.receive_stripe_events($1::jsonb[]) as new", [events.map((e) => JSON.stringify(e))])).rows[0].new;
+  expect(await receive([a])).toEqual([true]);
+  // a already stored; b twice in the same batch: only its first delivery is new.
+  expect(await receive([b, a, b, c])).toEqual([true, false, false, true]);
+  expect(await receive([])).toEqual([]);
+  const ids = [a.id, b.id, c.id];
+  const { rows: stored } = await db.owner.query("select id from app_private.stripe_events where id = any($1) order by id", [ids]);
+  expect(stored.map((r) => r.id)).toEqual([...ids].sort());
+  const { rows: jobs } = await db.owner.query(
+    "select key, payload ->> 'eventId' as event_id from graphile_worker._private_jobs where key = any($1) order by key", [ids]);
+  expect(jobs).toEqual([...ids].sort().map((id) => ({ key: id, event_id: id })));
+  // The one-event form answers the same.
+  expect((await db.owner.query("select app_private.receive_stripe_event($1::jsonb) as new", [JSON.stringify(c)])).rows[0].new).toBe(false);
+  // One malformed event refuses the whole batch: nothing of it is stored.
+  const d = stripeEvent("customer.created", { id: "cus_batch_d", object: "customer" }, T0);
+  await expect(receive([d, { id: "not_an_event", type: "x", created: 1 }])).rejects.toMatchObject({ code: "22023" });
+  expect((await db.owner.query("select count(*)::int as n from app_private.stripe_events where id = $1", [d.id])).rows[0].n).toBe(0);
+  await db.owner.query("delete from graphile_worker._private_jobs where key = any($1)", [ids]);
+});
+
 describe("who may read billing data", () => {
   test("members read their organization's subscription, admins and owners its invoices; other tenants nothing; nobody writes", async () => {
     const { a, b } = await twoTenants(db);
@@ -67,5 +92,6 @@ describe("who may read billing data", () => {
     const user = await createUser(db);
     await expect(db.queryAs(user, "select app_private.process_stripe_event('evt_x')")).rejects.toThrow(/permission denied/);
     await expect(db.queryAs(user, "select app_private.receive_stripe_event('{}')")).rejects.toThrow(/permission denied/);
+    await expect(db.queryAs(user, "select app_private.receive_stripe_events('{}')")).rejects.toThrow(/permission denied/);
   });
 });

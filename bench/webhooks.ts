@@ -21,6 +21,7 @@ import { projectRoot } from "../core/paths.ts";
 import { STRIPE_API_VERSION } from "../server/stripe/client.ts";
 import { BENCH_JWT } from "./lib/server.ts";
 import { post } from "./lib/http-client.ts";
+import { postmasterOf, treeCpuMs } from "./lib/cpu.ts";
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 2000);
 const SENDERS = Number(process.env.BENCH_SENDERS ?? 16);
@@ -34,6 +35,14 @@ root.on("error", () => {});
 await root.query("truncate app_private.stripe_events");
 await root.query("delete from graphile_worker._private_jobs");
 await root.query("delete from app_private.worker_heartbeats");
+// BENCH_PG_STATS=1: statements of the measured phases (nested ones too), printed after them.
+await root.query(
+  process.env.BENCH_PG_STATS
+    ? `do $$ begin execute format('alter database %I set pg_stat_statements.track = ''all''', current_database());
+         execute format('alter database %I set pg_stat_statements.track_planning = on', current_database()); end $$`
+    : `do $$ begin execute format('alter database %I reset pg_stat_statements.track', current_database());
+         execute format('alter database %I reset pg_stat_statements.track_planning', current_database()); end $$`,
+);
 
 const port = await freePort();
 const env: NodeJS.ProcessEnv = {
@@ -51,6 +60,7 @@ const env: NodeJS.ProcessEnv = {
   PORT: String(port),
   ...(process.env.WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY } : {}),
   ...(process.env.WEB_CONCURRENCY ? { WEB_CONCURRENCY: process.env.WEB_CONCURRENCY } : {}),
+  ...(process.env.BENCH_CHILD_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_CHILD_NODE_OPTIONS } : {}),
 };
 
 function startProcess(script: string): ChildProcess {
@@ -88,6 +98,14 @@ await until("workers", async () => {
   return rows[0].n >= WORKERS;
 });
 const base = `http://127.0.0.1:${port}`;
+const postmaster = postmasterOf((await root.query("select pg_backend_pid() as pid")).rows[0].pid);
+/** CPU ms so far: this process (the load generator), the web process(es), the workers, PostgreSQL. */
+function cpuNow(): { bench: number; web: number | null; worker: number | null; postgres: number | null } {
+  const usage = process.cpuUsage();
+  const [web, postgres, ...perWorker] = treeCpuMs([server.pid!, postmaster ?? -1, ...workers.map((w) => w.pid!)]);
+  const worker = perWorker.some((ms) => ms === null) ? null : perWorker.reduce((a: number, b) => a + b!, 0);
+  return { bench: (usage.user + usage.system) / 1000, web, worker, postgres };
+}
 // Deliveries go through node:http with a keep-alive agent (bench/lib/http-client.ts): fetch cost
 // the load generator about twice the CPU per request, which the server and PostgreSQL then lacked.
 const webhookUrl = new URL(`${base}/webhooks/stripe`);
@@ -170,6 +188,8 @@ interface Phase {
   acceptedPerSecond: number;
   processedPerSecond: number;
   drainSeconds: number;
+  /** CPU ms per event, from the first delivery until every event was applied. */
+  cpu: Record<string, number | null>;
 }
 
 // The baseline: the same events stored straight through pg, one transaction per event, as the
@@ -185,6 +205,7 @@ async function phase(senders: number, events: number, via: "http" | "sql" = "htt
   const ids = prepared.map((e) => e.id);
   const latencies: number[] = [];
   let next = 0;
+  const cpuBefore = cpuNow();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: senders }, async () => {
@@ -221,6 +242,13 @@ async function phase(senders: number, events: number, via: "http" | "sql" = "htt
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const drainSeconds = (performance.now() - started) / 1000;
+  const cpuAfter = cpuNow();
+  const cpu = Object.fromEntries(
+    Object.entries(cpuBefore).map(([k, v]) => {
+      const after = cpuAfter[k as keyof typeof cpuAfter];
+      return [k, v === null || after === null ? null : (after - v) / events];
+    }),
+  );
   const { rows } = await root.query(
     `select extract(epoch from max(processed_at) - min(received_at))::float8 as span,
             count(*) filter (where outcome = 'applied')::int as applied
@@ -239,6 +267,7 @@ async function phase(senders: number, events: number, via: "http" | "sql" = "htt
     acceptedPerSecond: events / acceptSeconds,
     processedPerSecond: events / Math.max(rows[0].span, 0.001),
     drainSeconds,
+    cpu,
   };
 }
 
@@ -248,6 +277,10 @@ console.log(
     `${env.WORKER_CONCURRENCY ? ` × WORKER_CONCURRENCY=${env.WORKER_CONCURRENCY}` : ""}; checkout.session.completed events granting credits to 20 organizations`,
 );
 await phase(4, 100); // warm-up: JIT, pools, plans
+if (process.env.BENCH_PG_STATS) {
+  await root.query("create extension if not exists pg_stat_statements");
+  await root.query("select pg_stat_statements_reset()");
+}
 /** Processing capacity alone: the workers are paused (SIGSTOP) while `events` are stored, then resumed. */
 async function backlogDrain(events: number): Promise<number> {
   const prepared = Array.from({ length: events }, signedEvent);
@@ -283,6 +316,21 @@ for (const r of results) {
   console.log(
     `  ${r.label.padEnd(20)} ${String(r.events).padStart(7)} ${r.acceptP50.toFixed(2).padStart(14)} ${r.acceptP99.toFixed(2).padStart(14)} ${r.acceptedPerSecond.toFixed(1).padStart(11)} ${r.processedPerSecond.toFixed(1).padStart(12)} ${r.drainSeconds.toFixed(2).padStart(20)}`,
   );
+}
+if (process.env.BENCH_PG_STATS) {
+  const { rows } = await root.query(
+    `select calls, round(total_exec_time::numeric, 1) as exec_ms, round(total_plan_time::numeric, 1) as plan_ms, plans, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) as query
+     from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
+     order by total_exec_time + total_plan_time desc limit 40`);
+  console.table(rows);
+}
+if (results.every((r) => Object.values(r.cpu).every((v) => v !== null))) {
+  console.log(`\n  CPU ms per event, first delivery to last applied (${os.cpus().length} cores = ${((os.cpus().length * 1000) / 500).toFixed(1)} ms per event at 500/s):`);
+  console.log(`  ${"senders".padEnd(20)} ${"load generator".padStart(15)} ${"web".padStart(7)} ${"worker".padStart(7)} ${"PostgreSQL".padStart(11)} ${"total".padStart(7)}`);
+  for (const r of results) {
+    const c = r.cpu as Record<string, number>;
+    console.log(`  ${r.label.padEnd(20)} ${c.bench.toFixed(2).padStart(15)} ${c.web.toFixed(2).padStart(7)} ${c.worker.toFixed(2).padStart(7)} ${c.postgres.toFixed(2).padStart(11)} ${(c.bench + c.web + c.worker + c.postgres).toFixed(2).padStart(7)}`);
+  }
 }
 const drained = await backlogDrain(EVENTS);
 console.log(`  backlog of ${EVENTS} events (workers paused while it was stored, then resumed): applied at ${drained.toFixed(1)} events/s`);

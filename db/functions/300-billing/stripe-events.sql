@@ -68,10 +68,9 @@ as $$
 $$;
 
 -- Called by POST /webhooks/stripe with events whose signatures the server has verified (the
--- deliveries that arrived together). Stores them and queues their jobs in one transaction, with
--- one insert and one add_jobs for the whole batch: graphile_worker.add_jobs runs five statements
--- and a NOTIFY per call, re-planned on every call, so per event it cost more than storing the
--- event. A repeated delivery (already stored, or earlier in the same batch) stores and queues
+-- deliveries that arrived together). Stores them and queues one job for them in one
+-- transaction: graphile-worker's add_jobs runs five statements and a NOTIFY per call, re-planned
+-- on every call, so a job per event cost more than storing the event. A repeated delivery (already stored, or earlier in the same batch) stores and queues
 -- nothing. Returns, for each event in order, whether it was new. One malformed event fails the
 -- whole call (the server then stores the batch one event at a time).
 create or replace function app_private.receive_stripe_events(events jsonb[]) returns boolean[]
@@ -101,10 +100,11 @@ begin
   if v_new is null then
     return array(select false from unnest(events));
   end if;
-  perform graphile_worker.add_jobs(array(
-    select row('stripe_event', json_build_object('eventId', id), null, null, null, id, null, null)::graphile_worker.job_spec
-    from unnest(v_new) as id
-  ));
+  -- One job for the batch (workers/tasks/stripe_events.ts), its payload an array of event ids:
+  -- graphile-worker retries only the entries that failed. No job key: the insert above already
+  -- let each event through once.
+  perform graphile_worker.add_job('stripe_events',
+    (select json_agg(json_build_object('eventId', id) order by n) from unnest(v_new) with ordinality as u (id, n)));
   -- New: stored now, and the first time the id appears in this batch.
   return array(
     select (u.e ->> 'id') = any (v_new) and row_number() over (partition by u.e ->> 'id' order by u.n) = 1
@@ -135,6 +135,53 @@ begin
     last_attempt_at = now(),
     last_error = record_stripe_event_attempt.error
   where e.id = record_stripe_event_attempt.event_id;
+end;
+$$;
+
+-- Applies stored events for the worker (workers/tasks/stripe_events.ts), all in one round trip
+-- but each in a transaction of its own, committed before the next begins: as when each had its
+-- own job, one event's failure or one organization's locks never hold up the others, and no
+-- locks are held across events (so concurrent batches cannot deadlock on organizations). Each
+-- attempt is counted; a failed one is rolled back and recorded with its error. Returns, in the
+-- order given, each event's outcome (null when it failed) and error (null when it did not).
+--
+-- The commits here are asynchronous (synchronous_commit off for these transactions only): they
+-- do not wait for their WAL flush. Nothing can be lost by it: graphile-worker marks the job done
+-- afterwards in a transaction of its own with a synchronous commit, which flushes the WAL up to
+-- and including these commits; if PostgreSQL stops before that flush, the job is still there
+-- and runs again (every event is idempotent). Each event's own fsync was what the worker waited
+-- for between events.
+--
+-- A procedure, not a function, so that it can commit; not security definer (a procedure that is
+-- cannot commit), so every name in it is schema-qualified: only the owner, which the worker runs
+-- as, may call it.
+create or replace procedure app_private.process_stripe_events(event_ids text[], inout outcomes text[] default null, inout errors text[] default null)
+  language plpgsql
+as $$
+declare
+  v_id text;
+  v_outcome text;
+  v_error text;
+begin
+  outcomes := '{}';
+  errors := '{}';
+  foreach v_id in array coalesce(event_ids, '{}') loop
+    perform pg_catalog.set_config('synchronous_commit', 'off', true);
+    v_outcome := null;
+    v_error := null;
+    begin
+      perform app_private.record_stripe_event_attempt(v_id, null);
+      v_outcome := app_private.process_stripe_event(v_id);
+    exception when others then
+      get stacked diagnostics v_error = message_text;
+    end;
+    if v_error is not null then
+      perform app_private.record_stripe_event_attempt(v_id, v_error);
+    end if;
+    outcomes := outcomes || v_outcome;
+    errors := errors || v_error;
+    commit;
+  end loop;
 end;
 $$;
 

@@ -18,7 +18,14 @@ interface Pending {
 
 export interface IntakeBatcherOptions {
   pool: pg.Pool;
-  /** Batches stored at the same time (each holds one connection). */
+  /**
+   * Batches stored at the same time (each holds one connection). Default 1: storing a batch
+   * queues a job, which NOTIFYs, and PostgreSQL lets notifying transactions commit one at a time
+   * (a lock held until the commit is flushed), so a second batch in flight only waited for the
+   * first one's commit, and split the deliveries into smaller batches. Measured with
+   * bench:webhooks (16 senders, 2 cores): 1 in flight answered p99 19.5–21.4 ms at 1.9–2.1 ms of
+   * CPU per event, 2 in flight 23.6–26.9 ms at 2.3–2.6 ms.
+   */
   maxInFlight?: number;
   /** Events per batch at most. */
   maxBatch?: number;
@@ -33,7 +40,7 @@ export class IntakeBatcher {
 
   constructor(options: IntakeBatcherOptions) {
     this.pool = options.pool;
-    this.maxInFlight = options.maxInFlight ?? 2;
+    this.maxInFlight = options.maxInFlight ?? 1;
     this.maxBatch = options.maxBatch ?? 100;
   }
 

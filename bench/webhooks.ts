@@ -22,6 +22,7 @@ import { STRIPE_API_VERSION } from "../server/stripe/client.ts";
 import { BENCH_JWT } from "./lib/server.ts";
 import { post } from "./lib/http-client.ts";
 import { postmasterOf, treeCpuMs } from "./lib/cpu.ts";
+import { loadConfig } from "../core/config.ts";
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 2000);
 const SENDERS = Number(process.env.BENCH_SENDERS ?? 16);
@@ -271,17 +272,40 @@ async function phase(senders: number, events: number, via: "http" | "sql" = "htt
   };
 }
 
+// What the children run with (the same validation and defaults as theirs).
+const childConfig = loadConfig(env);
 console.log(
   `bench:webhooks — ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}; ` +
-    `1 web process (WORKER=off${env.WEB_CONCURRENCY ? `, WEB_CONCURRENCY=${env.WEB_CONCURRENCY}` : ""}), ${WORKERS} worker process(es)` +
-    `${env.WORKER_CONCURRENCY ? ` × WORKER_CONCURRENCY=${env.WORKER_CONCURRENCY}` : ""}; checkout.session.completed events granting credits to 20 organizations`,
+    `web: WORKER=off, WEB_CONCURRENCY=${childConfig.webConcurrency}${env.WEB_CONCURRENCY ? "" : " (default)"}; ` +
+    `${WORKERS} worker process(es), WORKER_CONCURRENCY=${childConfig.workerConcurrency}${env.WORKER_CONCURRENCY ? "" : " (default)"}; ` +
+    `checkout.session.completed events granting credits to 20 organizations`,
 );
-await phase(4, 100); // warm-up: JIT, pools, plans
+// Warm-up at the measured concurrency (JIT, pools, plans): after a 4-sender warm-up the first
+// ~300 ms of the 16-sender phase answered 2-3 times slower than the rest of it, and a second
+// 16-sender phase run right after it did not.
+await phase(SENDERS, Math.max(100, Math.round(EVENTS / 4)));
+// BENCH_PG_STATS=1 also samples what the database's sessions wait on during the phases.
+const waits = new Map<string, number>();
+let sampling: NodeJS.Timeout | null = null;
 if (process.env.BENCH_PG_STATS) {
   await root.query("create extension if not exists pg_stat_statements");
   await root.query("select pg_stat_statements_reset()");
+  let busy = false;
+  sampling = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    root
+      .query(
+        `select coalesce(wait_event_type || ':' || wait_event, 'CPU') || '  ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 70) as k
+         from pg_stat_activity where datname = current_database() and state = 'active' and pid <> pg_backend_pid()`,
+      )
+      .then(({ rows }) => rows.forEach((r) => waits.set(r.k, (waits.get(r.k) ?? 0) + 1)))
+      .catch(() => {})
+      .finally(() => (busy = false));
+  }, 10);
 }
 /** Processing capacity alone: the workers are paused (SIGSTOP) while `events` are stored, then resumed. */
+let backlogCpu = null as ReturnType<typeof cpuNow> | null;
 async function backlogDrain(events: number): Promise<number> {
   const prepared = Array.from({ length: events }, signedEvent);
   for (const child of workers) child.kill("SIGSTOP");
@@ -294,6 +318,7 @@ async function backlogDrain(events: number): Promise<number> {
     for (const child of workers) child.kill("SIGCONT");
   }
   const resumed = Date.now();
+  const cpuBefore = cpuNow();
   const ids = prepared.map((e) => e.id);
   for (;;) {
     const { rows } = await root.query("select count(*)::int as n from app_private.stripe_events where id = any($1) and processed_at is not null", [ids]);
@@ -301,6 +326,13 @@ async function backlogDrain(events: number): Promise<number> {
     if (Date.now() - resumed > 300_000) throw new Error(`backlog: only ${rows[0].n} of ${events} processed after 300 s`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  const cpuAfter = cpuNow();
+  backlogCpu = Object.fromEntries(
+    Object.entries(cpuBefore).map(([k, v]) => {
+      const after = cpuAfter[k as keyof typeof cpuAfter];
+      return [k, v === null || after === null ? null : (after - v) / events];
+    }),
+  ) as ReturnType<typeof cpuNow>;
   const { rows } = await root.query(
     "select extract(epoch from max(processed_at))::float8 * 1000 as last from app_private.stripe_events where id = any($1)", [ids]);
   return events / ((rows[0].last - resumed) / 1000);
@@ -323,6 +355,9 @@ if (process.env.BENCH_PG_STATS) {
      from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
      order by total_exec_time + total_plan_time desc limit 40`);
   console.table(rows);
+  clearInterval(sampling!);
+  console.log("  active sessions sampled every 10 ms (wait event, statement):");
+  for (const [k, n] of [...waits].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${String(n).padStart(6)}  ${k}`);
 }
 if (results.every((r) => Object.values(r.cpu).every((v) => v !== null))) {
   console.log(`\n  CPU ms per event, first delivery to last applied (${os.cpus().length} cores = ${((os.cpus().length * 1000) / 500).toFixed(1)} ms per event at 500/s):`);
@@ -334,6 +369,9 @@ if (results.every((r) => Object.values(r.cpu).every((v) => v !== null))) {
 }
 const drained = await backlogDrain(EVENTS);
 console.log(`  backlog of ${EVENTS} events (workers paused while it was stored, then resumed): applied at ${drained.toFixed(1)} events/s`);
+if (backlogCpu && backlogCpu.web !== null && backlogCpu.worker !== null && backlogCpu.postgres !== null) {
+  console.log(`  CPU ms per event while the backlog drained (processing only): worker ${backlogCpu.worker.toFixed(2)}, PostgreSQL ${backlogCpu.postgres.toFixed(2)}, web ${backlogCpu.web.toFixed(2)}`);
+}
 console.log("  (the SQL row is the baseline: the old one-transaction-per-event intake without HTTP, measured in this run)");
 const bad = await root.query("select count(*)::int as n from app_private.credit_ledger_discrepancies()");
 console.log(`\n  ledger check after the run: ${bad.rows[0].n === 0 ? "every balance equals its ledger" : `${bad.rows[0].n} organizations DIFFER`}`);

@@ -56,7 +56,7 @@ const env: NodeJS.ProcessEnv = {
   STRIPE_SECRET_KEY: "sk_test_bench",
   STRIPE_WEBHOOK_SECRET: SECRET,
   WORKER: "off",
-  LOG_LEVEL: "warn",
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
   HOST: "127.0.0.1",
   PORT: String(port),
   ...(process.env.WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY } : {}),

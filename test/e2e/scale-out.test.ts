@@ -281,8 +281,10 @@ test("a mixed load through every process, one server and one worker killed in th
   const { rows: heldRows } = await root.query(
     `select count(*)::int as n,
             coalesce((select array_agg(e ->> 'eventId') from graphile_worker._private_jobs j, json_array_elements(j.payload) e
-                      where j.locked_by = any($1) and json_typeof(j.payload) = 'array'), '{}') as keys
+                      where j.locked_by = any($1) and json_typeof(j.payload) = 'array'), '{}') as keys,
+            coalesce(array_agg(key) filter (where key is not null), '{}') as job_keys
      from graphile_worker._private_jobs where locked_by = any($1)`, [[...poolsOf(victimWorker)]]);
+  const heldJobKeys = new Set<string>(heldRows[0].job_keys);
   // Stripe jobs name their events in the payload: the events the killed worker held (it may have
   // applied some just before dying, so another worker applies them again: the grant must still be once).
   const heldEvents = new Set<string>(heldRows[0].keys);
@@ -362,11 +364,18 @@ test("a mixed load through every process, one server and one worker killed in th
   const { rows: racingAccount } = await root.query("select available::int, reserved::int from app_public.credit_accounts where organization_id = $1", [racing]);
   const captured = Math.ceil(reserved.length / 2) * amount;
   expect(racingAccount[0]).toEqual({ available: startingCredits - captured, reserved: 0 });
-  // Every invitee is a member once; every invitation mailed once (one file per invitation).
+  // Every invitee is a member once; every invitation mailed once (one file per invitation),
+  // except one whose mail job the killed worker held: it runs again only after the liveness
+  // sweep, and an invitation accepted by then is not mailed (send_invitation_email sends nothing
+  // for an accepted invitation), so it is mailed at most once.
   const { rows: members } = await root.query("select count(*)::int as n from app_public.organization_members where organization_id = $1", [inviting]);
   expect(members[0].n).toBe(invitees.length + 1);
   const mails = readdirSync(outboxDir).filter((file) => file.startsWith("invitation-"));
-  for (const j of joined) expect(mails.filter((file) => file.startsWith(`invitation-${j.invitationId}-`))).toHaveLength(1);
+  for (const j of joined) {
+    const mailed = mails.filter((file) => file.startsWith(`invitation-${j.invitationId}-`)).length;
+    if (heldJobKeys.has(`invitation_email:${j.invitationId}`)) expect(mailed).toBeLessThanOrEqual(1);
+    else expect(mailed).toBe(1);
+  }
   // No job left locked anywhere.
   const { rows: locked } = await root.query(
     "select (select count(*) from graphile_worker._private_jobs where locked_by is not null)::int as jobs, (select count(*) from graphile_worker._private_job_queues where locked_by is not null)::int as queues");

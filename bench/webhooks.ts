@@ -20,6 +20,9 @@ import { freePort } from "../db/ports.ts";
 import { projectRoot } from "../core/paths.ts";
 import { STRIPE_API_VERSION } from "../server/stripe/client.ts";
 import { BENCH_JWT } from "./lib/server.ts";
+import { post } from "./lib/http-client.ts";
+import { postmasterOf, treeCpuMs } from "./lib/cpu.ts";
+import { loadConfig } from "../core/config.ts";
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 2000);
 const SENDERS = Number(process.env.BENCH_SENDERS ?? 16);
@@ -33,6 +36,14 @@ root.on("error", () => {});
 await root.query("truncate app_private.stripe_events");
 await root.query("delete from graphile_worker._private_jobs");
 await root.query("delete from app_private.worker_heartbeats");
+// BENCH_PG_STATS=1: statements of the measured phases (nested ones too), printed after them.
+await root.query(
+  process.env.BENCH_PG_STATS
+    ? `do $$ begin execute format('alter database %I set pg_stat_statements.track = ''all''', current_database());
+         execute format('alter database %I set pg_stat_statements.track_planning = on', current_database()); end $$`
+    : `do $$ begin execute format('alter database %I reset pg_stat_statements.track', current_database());
+         execute format('alter database %I reset pg_stat_statements.track_planning', current_database()); end $$`,
+);
 
 const port = await freePort();
 const env: NodeJS.ProcessEnv = {
@@ -45,11 +56,12 @@ const env: NodeJS.ProcessEnv = {
   STRIPE_SECRET_KEY: "sk_test_bench",
   STRIPE_WEBHOOK_SECRET: SECRET,
   WORKER: "off",
-  LOG_LEVEL: "warn",
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
   HOST: "127.0.0.1",
   PORT: String(port),
   ...(process.env.WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY } : {}),
   ...(process.env.WEB_CONCURRENCY ? { WEB_CONCURRENCY: process.env.WEB_CONCURRENCY } : {}),
+  ...(process.env.BENCH_CHILD_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_CHILD_NODE_OPTIONS } : {}),
 };
 
 function startProcess(script: string): ChildProcess {
@@ -87,6 +99,17 @@ await until("workers", async () => {
   return rows[0].n >= WORKERS;
 });
 const base = `http://127.0.0.1:${port}`;
+const postmaster = postmasterOf((await root.query("select pg_backend_pid() as pid")).rows[0].pid);
+/** CPU ms so far: this process (the load generator), the web process(es), the workers, PostgreSQL. */
+function cpuNow(): { bench: number; web: number | null; worker: number | null; postgres: number | null } {
+  const usage = process.cpuUsage();
+  const [web, postgres, ...perWorker] = treeCpuMs([server.pid!, postmaster ?? -1, ...workers.map((w) => w.pid!)]);
+  const worker = perWorker.some((ms) => ms === null) ? null : perWorker.reduce((a: number, b) => a + b!, 0);
+  return { bench: (usage.user + usage.system) / 1000, web, worker, postgres };
+}
+// Deliveries go through node:http with a keep-alive agent (bench/lib/http-client.ts): fetch cost
+// the load generator about twice the CPU per request, which the server and PostgreSQL then lacked.
+const webhookUrl = new URL(`${base}/webhooks/stripe`);
 
 // 20 organizations and a credit package to buy.
 const organizations: string[] = [];
@@ -166,6 +189,8 @@ interface Phase {
   acceptedPerSecond: number;
   processedPerSecond: number;
   drainSeconds: number;
+  /** CPU ms per event, from the first delivery until every event was applied. */
+  cpu: Record<string, number | null>;
 }
 
 // The baseline: the same events stored straight through pg, one transaction per event, as the
@@ -181,6 +206,7 @@ async function phase(senders: number, events: number, via: "http" | "sql" = "htt
   const ids = prepared.map((e) => e.id);
   const latencies: number[] = [];
   let next = 0;
+  const cpuBefore = cpuNow();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: senders }, async () => {
@@ -196,12 +222,7 @@ async function phase(senders: number, events: number, via: "http" | "sql" = "htt
         // deliver again, as Stripe would (the intake is idempotent); counted and printed.
         for (let attempt = 1; ; attempt++) {
           try {
-            const response = await fetch(`${base}/webhooks/stripe`, {
-              method: "POST",
-              headers: { "content-type": "application/json", "stripe-signature": header },
-              body: payload,
-            });
-            await response.arrayBuffer();
+            const response = await post(webhookUrl, payload, { "content-type": "application/json", "stripe-signature": header });
             if (response.status !== 200) throw new Error(`delivery answered ${response.status}`);
             break;
           } catch (error) {
@@ -222,6 +243,13 @@ async function phase(senders: number, events: number, via: "http" | "sql" = "htt
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const drainSeconds = (performance.now() - started) / 1000;
+  const cpuAfter = cpuNow();
+  const cpu = Object.fromEntries(
+    Object.entries(cpuBefore).map(([k, v]) => {
+      const after = cpuAfter[k as keyof typeof cpuAfter];
+      return [k, v === null || after === null ? null : (after - v) / events];
+    }),
+  );
   const { rows } = await root.query(
     `select extract(epoch from max(processed_at) - min(received_at))::float8 as span,
             count(*) filter (where outcome = 'applied')::int as applied
@@ -240,16 +268,44 @@ async function phase(senders: number, events: number, via: "http" | "sql" = "htt
     acceptedPerSecond: events / acceptSeconds,
     processedPerSecond: events / Math.max(rows[0].span, 0.001),
     drainSeconds,
+    cpu,
   };
 }
 
+// What the children run with (the same validation and defaults as theirs).
+const childConfig = loadConfig(env);
 console.log(
   `bench:webhooks — ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}; ` +
-    `1 web process (WORKER=off${env.WEB_CONCURRENCY ? `, WEB_CONCURRENCY=${env.WEB_CONCURRENCY}` : ""}), ${WORKERS} worker process(es)` +
-    `${env.WORKER_CONCURRENCY ? ` × WORKER_CONCURRENCY=${env.WORKER_CONCURRENCY}` : ""}; checkout.session.completed events granting credits to 20 organizations`,
+    `web: WORKER=off, WEB_CONCURRENCY=${childConfig.webConcurrency}${env.WEB_CONCURRENCY ? "" : " (default)"}; ` +
+    `${WORKERS} worker process(es), WORKER_CONCURRENCY=${childConfig.workerConcurrency}${env.WORKER_CONCURRENCY ? "" : " (default)"}; ` +
+    `checkout.session.completed events granting credits to 20 organizations`,
 );
-await phase(4, 100); // warm-up: JIT, pools, plans
+// Warm-up at the measured concurrency (JIT, pools, plans): after a 4-sender warm-up the first
+// ~300 ms of the 16-sender phase answered 2-3 times slower than the rest of it, and a second
+// 16-sender phase run right after it did not.
+await phase(SENDERS, Math.max(100, Math.round(EVENTS / 4)));
+// BENCH_PG_STATS=1 also samples what the database's sessions wait on during the phases.
+const waits = new Map<string, number>();
+let sampling: NodeJS.Timeout | null = null;
+if (process.env.BENCH_PG_STATS) {
+  await root.query("create extension if not exists pg_stat_statements");
+  await root.query("select pg_stat_statements_reset()");
+  let busy = false;
+  sampling = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    root
+      .query(
+        `select coalesce(wait_event_type || ':' || wait_event, 'CPU') || '  ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 70) as k
+         from pg_stat_activity where datname = current_database() and state = 'active' and pid <> pg_backend_pid()`,
+      )
+      .then(({ rows }) => rows.forEach((r) => waits.set(r.k, (waits.get(r.k) ?? 0) + 1)))
+      .catch(() => {})
+      .finally(() => (busy = false));
+  }, 10);
+}
 /** Processing capacity alone: the workers are paused (SIGSTOP) while `events` are stored, then resumed. */
+let backlogCpu = null as ReturnType<typeof cpuNow> | null;
 async function backlogDrain(events: number): Promise<number> {
   const prepared = Array.from({ length: events }, signedEvent);
   for (const child of workers) child.kill("SIGSTOP");
@@ -262,6 +318,7 @@ async function backlogDrain(events: number): Promise<number> {
     for (const child of workers) child.kill("SIGCONT");
   }
   const resumed = Date.now();
+  const cpuBefore = cpuNow();
   const ids = prepared.map((e) => e.id);
   for (;;) {
     const { rows } = await root.query("select count(*)::int as n from app_private.stripe_events where id = any($1) and processed_at is not null", [ids]);
@@ -269,6 +326,13 @@ async function backlogDrain(events: number): Promise<number> {
     if (Date.now() - resumed > 300_000) throw new Error(`backlog: only ${rows[0].n} of ${events} processed after 300 s`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  const cpuAfter = cpuNow();
+  backlogCpu = Object.fromEntries(
+    Object.entries(cpuBefore).map(([k, v]) => {
+      const after = cpuAfter[k as keyof typeof cpuAfter];
+      return [k, v === null || after === null ? null : (after - v) / events];
+    }),
+  ) as ReturnType<typeof cpuNow>;
   const { rows } = await root.query(
     "select extract(epoch from max(processed_at))::float8 * 1000 as last from app_private.stripe_events where id = any($1)", [ids]);
   return events / ((rows[0].last - resumed) / 1000);
@@ -285,8 +349,29 @@ for (const r of results) {
     `  ${r.label.padEnd(20)} ${String(r.events).padStart(7)} ${r.acceptP50.toFixed(2).padStart(14)} ${r.acceptP99.toFixed(2).padStart(14)} ${r.acceptedPerSecond.toFixed(1).padStart(11)} ${r.processedPerSecond.toFixed(1).padStart(12)} ${r.drainSeconds.toFixed(2).padStart(20)}`,
   );
 }
+if (process.env.BENCH_PG_STATS) {
+  const { rows } = await root.query(
+    `select calls, round(total_exec_time::numeric, 1) as exec_ms, round(total_plan_time::numeric, 1) as plan_ms, plans, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) as query
+     from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
+     order by total_exec_time + total_plan_time desc limit 40`);
+  console.table(rows);
+  clearInterval(sampling!);
+  console.log("  active sessions sampled every 10 ms (wait event, statement):");
+  for (const [k, n] of [...waits].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${String(n).padStart(6)}  ${k}`);
+}
+if (results.every((r) => Object.values(r.cpu).every((v) => v !== null))) {
+  console.log(`\n  CPU ms per event, first delivery to last applied (${os.cpus().length} cores = ${((os.cpus().length * 1000) / 500).toFixed(1)} ms per event at 500/s):`);
+  console.log(`  ${"senders".padEnd(20)} ${"load generator".padStart(15)} ${"web".padStart(7)} ${"worker".padStart(7)} ${"PostgreSQL".padStart(11)} ${"total".padStart(7)}`);
+  for (const r of results) {
+    const c = r.cpu as Record<string, number>;
+    console.log(`  ${r.label.padEnd(20)} ${c.bench.toFixed(2).padStart(15)} ${c.web.toFixed(2).padStart(7)} ${c.worker.toFixed(2).padStart(7)} ${c.postgres.toFixed(2).padStart(11)} ${(c.bench + c.web + c.worker + c.postgres).toFixed(2).padStart(7)}`);
+  }
+}
 const drained = await backlogDrain(EVENTS);
 console.log(`  backlog of ${EVENTS} events (workers paused while it was stored, then resumed): applied at ${drained.toFixed(1)} events/s`);
+if (backlogCpu && backlogCpu.web !== null && backlogCpu.worker !== null && backlogCpu.postgres !== null) {
+  console.log(`  CPU ms per event while the backlog drained (processing only): worker ${backlogCpu.worker.toFixed(2)}, PostgreSQL ${backlogCpu.postgres.toFixed(2)}, web ${backlogCpu.web.toFixed(2)}`);
+}
 console.log("  (the SQL row is the baseline: the old one-transaction-per-event intake without HTTP, measured in this run)");
 const bad = await root.query("select count(*)::int as n from app_private.credit_ledger_discrepancies()");
 console.log(`\n  ledger check after the run: ${bad.rows[0].n === 0 ? "every balance equals its ledger" : `${bad.rows[0].n} organizations DIFFER`}`);

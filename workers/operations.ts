@@ -94,20 +94,48 @@ export function attachOperations(runner: Runner, options: { ownerUrl: string; lo
       ...(typeof payload?.requestId === "string" ? { requestId: payload.requestId } : {}),
     };
   };
-  const count = (task: string, outcome: "completed" | "failed") =>
-    pool.query("select app_private.count_job($1, $2)", [task, outcome]).catch((error) => {
-      logger.warn({ err: error, task }, "could not count job outcome");
-    });
+  // Outcomes are added up here and written by one statement at a time: a write starts as soon as
+  // the previous one is done, so counts reach the table within a round trip when jobs are few,
+  // and a burst of jobs costs a few writes instead of a transaction per job (all updating the
+  // same row). Stopping the runner writes what is left.
+  let pending = new Map<string, { task: string; outcome: string; n: number }>();
+  let writing: Promise<void> | null = null;
+  const flush = (): Promise<void> => {
+    if (writing || pending.size === 0) return writing ?? Promise.resolve();
+    const counts = [...pending.values()];
+    pending = new Map();
+    writing = pool
+      .query("select app_private.count_jobs($1, $2, $3)", [counts.map((c) => c.task), counts.map((c) => c.outcome), counts.map((c) => c.n)])
+      .then(
+        () => {},
+        (error) => logger.warn({ err: error, counts }, "could not count job outcomes"),
+      )
+      .finally(() => {
+        writing = null;
+        void flush();
+      });
+    return writing;
+  };
+  const count = (task: string, outcome: "completed" | "failed") => {
+    const key = `${task}\u0000${outcome}`;
+    const entry = pending.get(key);
+    if (entry) entry.n += 1;
+    else pending.set(key, { task, outcome, n: 1 });
+    void flush();
+  };
+  const flushAll = async () => {
+    while (writing || pending.size > 0) await flush();
+  };
 
   runner.events.on("job:start", ({ job }) => logger.info(jobFields(job), "job started"));
   runner.events.on("job:success", ({ job }) => {
     logger.info(jobFields(job), "job completed");
-    void count(job.task_identifier, "completed");
+    count(job.task_identifier, "completed");
   });
   runner.events.on("job:error", ({ job, error }) => {
     const message = error instanceof Error ? error.message : String(error);
     logger.error({ ...jobFields(job), error: message }, "job failed");
-    void count(job.task_identifier, "failed");
+    count(job.task_identifier, "failed");
   });
   runner.events.on("job:failed", ({ job }) => logger.error(jobFields(job), "job failed permanently (no attempts left)"));
 
@@ -127,6 +155,7 @@ export function attachOperations(runner: Runner, options: { ownerUrl: string; lo
   const cleanup = () =>
     (cleaned ??= (async () => {
       clearInterval(timer);
+      await flushAll();
       await pool.query("delete from app_private.worker_heartbeats where worker_id = $1", [workerId]).catch(() => {});
       await pool.end().catch(() => {});
     })());

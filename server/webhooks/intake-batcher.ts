@@ -18,7 +18,14 @@ interface Pending {
 
 export interface IntakeBatcherOptions {
   pool: pg.Pool;
-  /** Batches stored at the same time (each holds one connection). */
+  /**
+   * Batches stored at the same time (each holds one connection). Default 1: storing a batch
+   * queues a job, which NOTIFYs, and PostgreSQL lets notifying transactions commit one at a time
+   * (a lock held until the commit is flushed), so a second batch in flight only waited for the
+   * first one's commit, and split the deliveries into smaller batches. Measured with
+   * bench:webhooks (16 senders, 2 cores): 1 in flight answered p99 19.5–21.4 ms at 1.9–2.1 ms of
+   * CPU per event, 2 in flight 23.6–26.9 ms at 2.3–2.6 ms.
+   */
   maxInFlight?: number;
   /** Events per batch at most. */
   maxBatch?: number;
@@ -33,7 +40,7 @@ export class IntakeBatcher {
 
   constructor(options: IntakeBatcherOptions) {
     this.pool = options.pool;
-    this.maxInFlight = options.maxInFlight ?? 2;
+    this.maxInFlight = options.maxInFlight ?? 1;
     this.maxBatch = options.maxBatch ?? 100;
   }
 
@@ -59,13 +66,10 @@ export class IntakeBatcher {
   private async store(batch: Pending[]): Promise<void> {
     if (batch.length === 1) return this.storeOne(batch[0]);
     try {
-      // One statement, one transaction: receive_stripe_event runs once per event, in order.
-      const { rows } = await this.pool.query(
-        `select app_private.receive_stripe_event(e.body) as new
-         from unnest($1::jsonb[]) with ordinality as e (body, n) order by e.n`,
-        [batch.map((p) => p.body)],
-      );
-      batch.forEach((pending, i) => pending.resolve(rows[i].new));
+      // One statement, one transaction, one insert and one add_jobs for the whole batch.
+      const { rows } = await this.pool.query("select app_private.receive_stripe_events($1::jsonb[]) as new", [batch.map((p) => p.body)]);
+      const isNew: boolean[] = rows[0].new;
+      batch.forEach((pending, i) => pending.resolve(isNew[i]));
     } catch {
       await Promise.all(batch.map((pending) => this.storeOne(pending)));
     }
@@ -73,8 +77,8 @@ export class IntakeBatcher {
 
   private async storeOne(pending: Pending): Promise<void> {
     try {
-      const { rows } = await this.pool.query("select app_private.receive_stripe_event($1::jsonb) as new", [pending.body]);
-      pending.resolve(rows[0].new);
+      const { rows } = await this.pool.query("select app_private.receive_stripe_events(array[$1::jsonb]) as new", [pending.body]);
+      pending.resolve(rows[0].new[0]);
     } catch (error) {
       pending.reject(error);
     }

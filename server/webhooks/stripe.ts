@@ -1,9 +1,9 @@
 // POST /webhooks/stripe: the raw body's signature is checked with the Stripe SDK against
 // STRIPE_WEBHOOK_SECRET (with its timestamp tolerance); a verified event is stored and its job
-// queued in one transaction (app_private.receive_stripe_event), then 2xx. All the work happens
-// in the worker (workers/tasks/stripe_event.ts), so the answer takes milliseconds and a slow
+// queued in one transaction (app_private.receive_stripe_events), then 2xx. All the work happens
+// in the worker (workers/tasks/stripe_events.ts), so the answer takes milliseconds and a slow
 // database write never makes Stripe retry a delivery we already have. Deliveries arriving while
-// others are being stored are stored together, one commit for all (intake-batcher.ts).
+// others are being stored are stored together, one commit and one job for all (intake-batcher.ts).
 //
 //   400  missing or bad signature, stale timestamp, body that is not a Stripe event (nothing stored)
 //   413  body over 1 MB (nothing stored)
@@ -23,7 +23,7 @@ export const STRIPE_WEBHOOK_PATH = "/webhooks/stripe";
 export const STRIPE_WEBHOOK_BODY_LIMIT = "1mb";
 
 export interface StripeWebhookOptions {
-  /** app_owner connections: receive_stripe_event lives in app_private. */
+  /** app_owner connections: receive_stripe_events lives in app_private. */
   pool: pg.Pool;
   config: StripeConfig;
 }

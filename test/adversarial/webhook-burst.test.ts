@@ -39,7 +39,8 @@ test("a burst with duplicates and one event the database refuses: every good eve
   }
   const { rows } = await db.owner.query(
     `select (select count(*)::int from app_private.stripe_events) as events,
-            (select count(*)::int from graphile_worker.jobs where task_identifier = 'stripe_event') as jobs,
+            (select coalesce(sum(json_array_length(j.payload)), 0)::int from graphile_worker._private_jobs j
+              where j.task_id = (select t.id from graphile_worker._private_tasks t where t.identifier = 'stripe_events')) as jobs,
             (select count(*)::int from app_private.stripe_events where id = $1) as bad`,
     [bad.id],
   );

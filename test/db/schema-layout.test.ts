@@ -47,7 +47,7 @@ function declarations(): Declarations {
   const add = (map: Map<string, string[]>, key: string, file: string) => map.set(key, [...(map.get(key) ?? []), file]);
   for (const file of readSchemaFiles().filter((f) => f.name.startsWith("functions/"))) {
     const sql = stripComments(file.sql);
-    for (const m of sql.matchAll(/create\s+or\s+replace\s+function\s+([\w."]+)\s*\(/gi)) add(found.functions, normalName(m[1]), file.name);
+    for (const m of sql.matchAll(/create\s+or\s+replace\s+(?:function|procedure)\s+([\w."]+)\s*\(/gi)) add(found.functions, normalName(m[1]), file.name);
     for (const m of sql.matchAll(/create\s+or\s+replace\s+trigger\s+(\w+)\s+[\s\S]*?\son\s+([\w."]+)/gi)) {
       add(found.triggers, `${normalName(m[2])}.${m[1].toLowerCase()}`, file.name);
     }

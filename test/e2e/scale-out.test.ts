@@ -271,7 +271,7 @@ test("a mixed load through every process, one server and one worker killed in th
   const logsOf = (proc: Proc) => logLines(proc);
   const poolsOf = (proc: Proc) => new Set(logsOf(proc).filter((l) => l.msg === "worker pool started").map((l) => l.workerPool));
   const holders = await waitFor("Stripe jobs held by a worker", async () => {
-    const { rows } = await root.query("select distinct locked_by from graphile_worker.jobs where task_identifier = 'stripe_event' and locked_by is not null");
+    const { rows } = await root.query("select distinct locked_by from graphile_worker.jobs where task_identifier = 'stripe_events' and locked_by is not null");
     const lockedBy = new Set(rows.map((r) => r.locked_by));
     const holding = workers().filter((w) => [...poolsOf(w)].some((id) => lockedBy.has(id)));
     return holding.length > 0 ? holding : null;
@@ -279,9 +279,14 @@ test("a mixed load through every process, one server and one worker killed in th
   const victimWorker = holders[0];
   const survivor = workers().find((w) => w !== victimWorker)!;
   const { rows: heldRows } = await root.query(
-    "select count(*)::int as n, coalesce(array_agg(key), '{}') as keys from graphile_worker.jobs where locked_by = any($1)", [[...poolsOf(victimWorker)]]);
-  // Stripe jobs are keyed by event id: the events the killed worker held (it may have applied
-  // one just before dying, so another worker applies it again: the grant must still be once).
+    `select count(*)::int as n,
+            coalesce((select array_agg(e ->> 'eventId') from graphile_worker._private_jobs j, json_array_elements(j.payload) e
+                      where j.locked_by = any($1) and json_typeof(j.payload) = 'array'), '{}') as keys,
+            coalesce(array_agg(key) filter (where key is not null), '{}') as job_keys
+     from graphile_worker._private_jobs where locked_by = any($1)`, [[...poolsOf(victimWorker)]]);
+  const heldJobKeys = new Set<string>(heldRows[0].job_keys);
+  // Stripe jobs name their events in the payload: the events the killed worker held (it may have
+  // applied some just before dying, so another worker applies them again: the grant must still be once).
   const heldEvents = new Set<string>(heldRows[0].keys);
 
   const wave2 = Array.from({ length: 30 }, (_, i) => reserve(30 + i));
@@ -359,11 +364,18 @@ test("a mixed load through every process, one server and one worker killed in th
   const { rows: racingAccount } = await root.query("select available::int, reserved::int from app_public.credit_accounts where organization_id = $1", [racing]);
   const captured = Math.ceil(reserved.length / 2) * amount;
   expect(racingAccount[0]).toEqual({ available: startingCredits - captured, reserved: 0 });
-  // Every invitee is a member once; every invitation mailed once (one file per invitation).
+  // Every invitee is a member once; every invitation mailed once (one file per invitation),
+  // except one whose mail job the killed worker held: it runs again only after the liveness
+  // sweep, and an invitation accepted by then is not mailed (send_invitation_email sends nothing
+  // for an accepted invitation), so it is mailed at most once.
   const { rows: members } = await root.query("select count(*)::int as n from app_public.organization_members where organization_id = $1", [inviting]);
   expect(members[0].n).toBe(invitees.length + 1);
   const mails = readdirSync(outboxDir).filter((file) => file.startsWith("invitation-"));
-  for (const j of joined) expect(mails.filter((file) => file.startsWith(`invitation-${j.invitationId}-`))).toHaveLength(1);
+  for (const j of joined) {
+    const mailed = mails.filter((file) => file.startsWith(`invitation-${j.invitationId}-`)).length;
+    if (heldJobKeys.has(`invitation_email:${j.invitationId}`)) expect(mailed).toBeLessThanOrEqual(1);
+    else expect(mailed).toBe(1);
+  }
   // No job left locked anywhere.
   const { rows: locked } = await root.query(
     "select (select count(*) from graphile_worker._private_jobs where locked_by is not null)::int as jobs, (select count(*) from graphile_worker._private_job_queues where locked_by is not null)::int as queues");

@@ -1,5 +1,5 @@
 // The whole path with a real worker: signed deliveries over HTTP → stored events → jobs →
-// graphile-worker → process_stripe_event. Duplicates racing in shuffled order end in the same
+// graphile-worker → process_stripe_events. Duplicates racing in shuffled order end in the same
 // state as one in-order delivery; a transient failure is retried and applied once; a job that
 // gives up leaves its error on the event; a plan change reaches the next request's limits.
 
@@ -60,6 +60,9 @@ async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined |
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+// The job holding an event: deliveries are queued in batches, one stripe_events job per batch.
+const JOB_OF_EVENT = "payload::jsonb @> jsonb_build_array(jsonb_build_object('eventId', $1::text))";
 
 async function allProcessed(events: StripeEvent[]) {
   await waitFor("events processed", async () => {
@@ -230,12 +233,12 @@ test("after the last attempt the event stays unprocessed with its error, for an 
     Math.floor(Date.now() / 1000));
   expect((await deliver(server.url, event)).status).toBe(200);
   // One attempt instead of graphile-worker's 25, so the test does not wait for the backoff.
-  await db.owner.query("update graphile_worker._private_jobs set max_attempts = 1 where key = $1", [event.id]);
+  await db.owner.query(`update graphile_worker._private_jobs set max_attempts = 1 where ${JOB_OF_EVENT}`, [event.id]);
   await runWorker();
   try {
     await waitFor("the job to give up", async () => {
       const { rows } = await db.owner.query(
-        "select attempts, max_attempts, locked_at from graphile_worker._private_jobs where key = $1", [event.id]);
+        `select attempts, max_attempts, locked_at from graphile_worker._private_jobs where ${JOB_OF_EVENT}`, [event.id]);
       return rows[0] && rows[0].attempts === 1 && rows[0].locked_at === null;
     });
   } finally {
@@ -245,6 +248,45 @@ test("after the last attempt the event stays unprocessed with its error, for an 
   expect(rows[0].processed_at).toBeNull();
   expect(rows[0].attempts).toBe(1);
   expect(rows[0].last_error).toMatch(/credit package .* does not exist/);
+});
+
+test("a batch with one failing event: the others are applied once, only the failing one is retried", async () => {
+  const { org, start } = await newOrg("Batch");
+  const at = Math.floor(Date.now() / 1000);
+  const good = [1, 2].map((i) =>
+    stripeEvent("checkout.session.completed",
+      checkoutSessionObject({ id: `cs_test_batch${i}`, customer: "cus_batch", organizationId: org.id, creditPackageId: packageId }), at));
+  const bad = stripeEvent("checkout.session.completed",
+    checkoutSessionObject({ id: "cs_test_batchbad", customer: "cus_batch", organizationId: org.id, creditPackageId: "00000000-0000-7000-8000-000000000002" }), at);
+  // Stored together, as the intake stores deliveries that arrive together: one job for the three.
+  const { rows: received } = await db.owner.query("select app_private.receive_stripe_events($1::jsonb[]) as new",
+    [[good[0], bad, good[1]].map((e) => JSON.stringify(e))]);
+  expect(received[0].new).toEqual([true, true, true]);
+  const { rows: queued } = await db.owner.query(`select id, payload from graphile_worker._private_jobs where ${JOB_OF_EVENT}`, [bad.id]);
+  expect(queued).toHaveLength(1);
+  expect(queued[0].payload).toEqual([good[0], bad, good[1]].map((e) => ({ eventId: e.id })));
+  await runWorker();
+  try {
+    await allProcessed(good);
+    // graphile-worker keeps the job with only the failed entry, for a later attempt.
+    const job = await waitFor("the failed entry to wait for its retry", async () => {
+      const { rows } = await db.owner.query("select payload, attempts, last_error, locked_at from graphile_worker._private_jobs where id = $1", [queued[0].id]);
+      return rows[0] && rows[0].attempts === 1 && rows[0].locked_at === null ? rows[0] : null;
+    });
+    expect(job.payload).toEqual([{ eventId: bad.id }]);
+    expect(job.last_error).toMatch(/credit package .* does not exist/);
+  } finally {
+    await stopWorker();
+  }
+  const { rows } = await db.owner.query(
+    "select id, processed_at is not null as processed, attempts, outcome, last_error from app_private.stripe_events where id = any($1) order by id",
+    [[...good, bad].map((e) => e.id)]);
+  expect(rows).toEqual([
+    ...good.map((e) => ({ id: e.id, processed: true, attempts: 1, outcome: "applied", last_error: null })),
+    { id: bad.id, processed: false, attempts: 1, outcome: null, last_error: expect.stringMatching(/does not exist/) },
+  ].sort((a, b) => (a.id < b.id ? -1 : 1)));
+  expect((await balance(org.id)) - start).toBe(2 * 500);
+  await db.owner.query("delete from graphile_worker._private_jobs where id = $1", [queued[0].id]);
 });
 
 test("a plan change via webhook changes the limits the next request sees", async () => {

@@ -7,6 +7,7 @@ import { dbBackup, DB_BACKUP_TASK } from "./db_backup.ts";
 import { dbVerifyBackup, DB_VERIFY_BACKUP_TASK } from "./db_verify_backup.ts";
 import { slowQueryReport, SLOW_QUERY_REPORT_TASK } from "./slow_query_report.ts";
 import { stripeEvent, STRIPE_EVENT_TASK } from "./stripe_event.ts";
+import { stripeEvents, STRIPE_EVENTS_TASK } from "./stripe_events.ts";
 import { sendInvitationEmail, SEND_INVITATION_EMAIL_TASK } from "./send_invitation_email.ts";
 import { expireInvitations, EXPIRE_INVITATIONS_TASK } from "./expire_invitations.ts";
 import { hardDeleteOrganizations, HARD_DELETE_ORGANIZATIONS_TASK } from "./hard_delete_organizations.ts";
@@ -23,6 +24,7 @@ export const taskList: TaskList = {
   [DB_VERIFY_BACKUP_TASK]: dbVerifyBackup,
   [SLOW_QUERY_REPORT_TASK]: slowQueryReport,
   [STRIPE_EVENT_TASK]: stripeEvent,
+  [STRIPE_EVENTS_TASK]: stripeEvents,
   [SEND_INVITATION_EMAIL_TASK]: sendInvitationEmail,
   [EXPIRE_INVITATIONS_TASK]: expireInvitations,
   [HARD_DELETE_ORGANIZATIONS_TASK]: hardDeleteOrganizations,

@@ -1,11 +1,14 @@
-// Applies one stored Stripe event (queued by POST /webhooks/stripe with job_key = event id).
-// The logic is app_private.process_stripe_event (db/migrations/committed/000005-stripe-billing.sql), which
-// is idempotent, so retries and duplicate runs are harmless. A failure is written to the event
-// row (attempts, last_error) outside the rolled-back transaction and rethrown, so
-// graphile-worker retries with exponential backoff; after the last attempt the event stays
-// unprocessed with its error, for an operator (see README, "Billing").
+// Applies one stored Stripe event: jobs queued by servers of the previous release (one per event,
+// job_key = event id) and by an operator re-queuing one event by hand. New deliveries are queued
+// in batches (stripe_events.ts). The logic is app_private.process_stripe_event
+// (db/functions/300-billing/stripe-events.sql), which is idempotent, so retries and duplicate
+// runs are harmless. A failure is written to the event row (attempts, last_error) outside the
+// rolled-back transaction and thrown, so graphile-worker retries with exponential backoff; after
+// the last attempt the event stays unprocessed with its error, for an operator (see README,
+// "Billing").
 
 import type { Task } from "graphile-worker";
+import { processStripeEvents } from "./stripe_events.ts";
 
 export const STRIPE_EVENT_TASK = "stripe_event";
 
@@ -18,22 +21,8 @@ export const stripeEvent: Task = async (payload, helpers) => {
     helpers.logger.error(`stripe_event: bad payload ${JSON.stringify(payload)}`);
     return;
   }
-  try {
-    // One statement, so one round trip and one implicit transaction: the attempt is counted
-    // (the function in FROM runs first) and the event applied together, or neither.
-    const outcome = await helpers.withPgClient(async (client) => {
-      const { rows } = await client.query(
-        "select app_private.process_stripe_event($1) as outcome from app_private.record_stripe_event_attempt($1, null)",
-        [eventId],
-      );
-      return rows[0].outcome as string;
-    });
-    helpers.logger.debug(`stripe_event ${eventId}: ${outcome}`);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    await helpers
-      .withPgClient((client) => client.query("select app_private.record_stripe_event_attempt($1, $2)", [eventId, message]))
-      .catch(() => {});
-    throw error;
-  }
+  // The same procedure as a batch (stripe_events.ts): it counts the attempt and records a failure.
+  const [result] = await processStripeEvents(helpers.withPgClient, [eventId]);
+  if (result.error) throw new Error(result.error);
+  helpers.logger.debug(`stripe_event ${eventId}: ${result.outcome}`);
 };

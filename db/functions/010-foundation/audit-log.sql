@@ -12,11 +12,16 @@ $$;
 create or replace function app_private.record_audit_event(
   organization_id uuid, action text, target_type text, target_id uuid, details jsonb
 ) returns void
-  language sql volatile security definer
+  language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
+begin
+  -- PL/pgSQL keeps this plan per connection; as a security definer SQL function (never inlined)
+  -- the insert was planned again on every call.
   insert into app_public.audit_events (organization_id, action, target_type, target_id, details)
-  values (organization_id, action, target_type, target_id, coalesce(details, '{}'));
+  values (record_audit_event.organization_id, record_audit_event.action, record_audit_event.target_type,
+          record_audit_event.target_id, coalesce(record_audit_event.details, '{}'));
+end;
 $$;
 
 create or replace function app_private.tg_organization_members_audit() returns trigger

@@ -57,10 +57,13 @@ create or replace function app_private.grant_credits(
   expires_at timestamptz,
   system_key text
 ) returns app_public.credit_ledger
-  language sql volatile security definer
+  language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
-  select app_private.grant_credits_from(organization_id, amount, source, expires_at, system_key, null);
+begin
+  return app_private.grant_credits_from(grant_credits.organization_id, grant_credits.amount, grant_credits.source,
+                                        grant_credits.expires_at, grant_credits.system_key, null);
+end;
 $$;
 comment on function app_private.grant_credits(uuid, bigint, text, timestamptz, text) is
   'Adds credits (source: purchase, monthly_allowance, manual, …) expiring at expires_at (null: never). Returns the ledger entry; repeating with the same system_key returns the first entry.';

@@ -74,12 +74,21 @@ $$;
 -- The ledger entry already written under this system key, if any (account locked by the caller).
 -- System keys live in their own column: no key a client sends can find or take one.
 create or replace function app_private.ledger_entry_by_system_key(organization_id uuid, system_key text) returns app_public.credit_ledger
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = pg_catalog, public
 as $$
-  select * from app_public.credit_ledger l
+declare
+  v_entry app_public.credit_ledger;
+begin
+  -- PL/pgSQL keeps this plan per connection (a security definer SQL function was planned on every call).
+  select * into v_entry from app_public.credit_ledger l
   where l.organization_id = ledger_entry_by_system_key.organization_id
     and l.system_key = ledger_entry_by_system_key.system_key;
+  if not found then
+    return null;
+  end if;
+  return v_entry;
+end;
 $$;
 
 -- Moves an account and records the move, in one place. The account row must already be locked by

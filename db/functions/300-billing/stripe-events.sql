@@ -20,19 +20,22 @@ as $$
 $$;
 
 -- Which organization an event is about: the organization_id our server put in the metadata,
--- else the organization whose Stripe customer it is. Null when neither is known.
+-- else the organization whose Stripe customer it is. Null when neither is known. PL/pgSQL, not
+-- SQL: a security definer SQL function is never inlined and was planned again on every event.
 create or replace function app_private.stripe_organization_id(metadata jsonb, stripe_customer_id text) returns uuid
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = pg_catalog, public
 as $$
-  select coalesce(
+begin
+  return coalesce(
     (select o.id from app_public.organizations o
-      where o.id = app_private.try_uuid(metadata ->> 'organization_id')),
+      where o.id = app_private.try_uuid(stripe_organization_id.metadata ->> 'organization_id')),
     (select c.organization_id from app_private.stripe_customers c
       where c.stripe_customer_id = stripe_organization_id.stripe_customer_id),
     (select s.organization_id from app_public.subscriptions s
       where s.stripe_customer_id = stripe_organization_id.stripe_customer_id)
   );
+end;
 $$;
 
 -- The subscription an invoice belongs to: `invoice.subscription` before API version 2025-03-31,
@@ -64,42 +67,122 @@ as $$
   end::smallint;
 $$;
 
--- Called by POST /webhooks/stripe with an event whose signature the server has verified. Stores
--- it and queues its job in one transaction; a repeated delivery stores and queues nothing.
--- Returns whether the event was new.
-create or replace function app_private.receive_stripe_event(event jsonb) returns boolean
+-- Called by POST /webhooks/stripe with events whose signatures the server has verified (the
+-- deliveries that arrived together). Stores them and queues one job for them in one
+-- transaction: graphile-worker's add_jobs runs five statements and a NOTIFY per call, re-planned
+-- on every call, so a job per event cost more than storing the event. A repeated delivery (already stored, or earlier in the same batch) stores and queues
+-- nothing. Returns, for each event in order, whether it was new. One malformed event fails the
+-- whole call (the server then stores the batch one event at a time).
+create or replace function app_private.receive_stripe_events(events jsonb[]) returns boolean[]
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 declare
-  v_id text := event ->> 'id';
+  v_event jsonb;
+  v_new text[];
 begin
-  if v_id is null or v_id !~ '^evt_[A-Za-z0-9_]+$' or (event ->> 'type') is null
-     or jsonb_typeof(event -> 'created') is distinct from 'number' then
-    raise exception 'not a Stripe event' using errcode = '22023';
+  foreach v_event in array coalesce(events, '{}') loop
+    if v_event is null or (v_event ->> 'id') is null or (v_event ->> 'id') !~ '^evt_[A-Za-z0-9_]+$'
+       or (v_event ->> 'type') is null or jsonb_typeof(v_event -> 'created') is distinct from 'number' then
+      raise exception 'not a Stripe event' using errcode = '22023';
+    end if;
+  end loop;
+  with inserted as (
+    insert into app_private.stripe_events (id, type, api_version, livemode, stripe_created_at, payload)
+    select e ->> 'id', e ->> 'type', e ->> 'api_version', coalesce((e ->> 'livemode')::boolean, false),
+           to_timestamp((e ->> 'created')::bigint), e
+    from unnest(events) with ordinality as u (e, n)
+    order by n
+    on conflict (id) do nothing
+    returning id
+  )
+  select array_agg(id) into v_new from inserted;
+  if v_new is null then
+    return array(select false from unnest(events));
   end if;
-  insert into app_private.stripe_events (id, type, api_version, livemode, stripe_created_at, payload)
-  values (v_id, event ->> 'type', event ->> 'api_version', coalesce((event ->> 'livemode')::boolean, false),
-          to_timestamp((event ->> 'created')::bigint), event)
-  on conflict (id) do nothing;
-  if not found then
-    return false;
-  end if;
-  perform graphile_worker.add_job('stripe_event', json_build_object('eventId', v_id), job_key => v_id);
-  return true;
+  -- One job for the batch (workers/tasks/stripe_events.ts), its payload an array of event ids:
+  -- graphile-worker retries only the entries that failed. No job key: the insert above already
+  -- let each event through once.
+  perform graphile_worker.add_job('stripe_events',
+    (select json_agg(json_build_object('eventId', id) order by n) from unnest(v_new) with ordinality as u (id, n)));
+  -- New: stored now, and the first time the id appears in this batch.
+  return array(
+    select (u.e ->> 'id') = any (v_new) and row_number() over (partition by u.e ->> 'id' order by u.n) = 1
+    from unnest(events) with ordinality as u (e, n)
+    order by u.n
+  );
 end;
 $$;
 
--- Bookkeeping for the job, outside its (rolled back) transaction.
-create or replace function app_private.record_stripe_event_attempt(event_id text, error text) returns void
-  language sql volatile security definer
+-- One event: the same as a batch of one (servers of the previous release call this).
+create or replace function app_private.receive_stripe_event(event jsonb) returns boolean
+  language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
+begin
+  return (app_private.receive_stripe_events(array[event]))[1];
+end;
+$$;
+
+-- Bookkeeping for the job, outside its (rolled back) transaction. PL/pgSQL keeps the plan.
+create or replace function app_private.record_stripe_event_attempt(event_id text, error text) returns void
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+begin
   update app_private.stripe_events e set
     attempts = e.attempts + 1,
     last_attempt_at = now(),
     last_error = record_stripe_event_attempt.error
   where e.id = record_stripe_event_attempt.event_id;
+end;
+$$;
+
+-- Applies stored events for the worker (workers/tasks/stripe_events.ts), all in one round trip
+-- but each in a transaction of its own, committed before the next begins: as when each had its
+-- own job, one event's failure or one organization's locks never hold up the others, and no
+-- locks are held across events (so concurrent batches cannot deadlock on organizations). Each
+-- attempt is counted; a failed one is rolled back and recorded with its error. Returns, in the
+-- order given, each event's outcome (null when it failed) and error (null when it did not).
+--
+-- The commits here are asynchronous (synchronous_commit off for these transactions only): they
+-- do not wait for their WAL flush. Nothing can be lost by it: graphile-worker marks the job done
+-- afterwards in a transaction of its own with a synchronous commit, which flushes the WAL up to
+-- and including these commits; if PostgreSQL stops before that flush, the job is still there
+-- and runs again (every event is idempotent). Each event's own fsync was what the worker waited
+-- for between events.
+--
+-- A procedure, not a function, so that it can commit; not security definer (a procedure that is
+-- cannot commit), so every name in it is schema-qualified: only the owner, which the worker runs
+-- as, may call it.
+create or replace procedure app_private.process_stripe_events(event_ids text[], inout outcomes text[] default null, inout errors text[] default null)
+  language plpgsql
+as $$
+declare
+  v_id text;
+  v_outcome text;
+  v_error text;
+begin
+  outcomes := '{}';
+  errors := '{}';
+  foreach v_id in array coalesce(event_ids, '{}') loop
+    perform pg_catalog.set_config('synchronous_commit', 'off', true);
+    v_outcome := null;
+    v_error := null;
+    begin
+      perform app_private.record_stripe_event_attempt(v_id, null);
+      v_outcome := app_private.process_stripe_event(v_id);
+    exception when others then
+      get stacked diagnostics v_error = message_text;
+    end;
+    if v_error is not null then
+      perform app_private.record_stripe_event_attempt(v_id, v_error);
+    end if;
+    outcomes := outcomes || v_outcome;
+    errors := errors || v_error;
+    commit;
+  end loop;
+end;
 $$;
 
 -- Applies one stored event. Safe to run any number of times: every branch is idempotent. The

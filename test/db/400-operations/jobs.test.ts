@@ -25,6 +25,28 @@ test("count_job counts each task and outcome apart, also from many connections a
   await expect(db.queryAs(user, "select app_private.count_job('x', 'completed')")).rejects.toMatchObject({ code: "42501" });
 });
 
+test("count_jobs adds several counts in one statement, repeated pairs summed, from many connections at once", async () => {
+  await db.owner.query("select app_private.count_jobs($1, $2, $3)", [
+    ["bulk_task", "bulk_task", "bulk_task", "other_task"],
+    ["completed", "failed", "completed", "completed"],
+    [3, 1, 2, 5],
+  ]);
+  await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      db.owner.query("select app_private.count_jobs($1, $2, $3)", [
+        i % 2 ? ["bulk_task", "other_task"] : ["other_task", "bulk_task"],
+        ["completed", "completed"],
+        [1, 1],
+      ]),
+    ),
+  );
+  await db.owner.query("select app_private.count_jobs('{}', '{}', '{}')");
+  expect(await counts()).toMatchObject({ "bulk_task:completed": 25, "bulk_task:failed": 1, "other_task:completed": 25 });
+  await expect(db.owner.query("select app_private.count_jobs('{a}', '{completed}', '{1,2}')")).rejects.toMatchObject({ code: "22023" });
+  const user = await createUser(db);
+  await expect(db.queryAs(user, "select app_private.count_jobs('{x}', '{completed}', '{1}')")).rejects.toMatchObject({ code: "42501" });
+});
+
 test("a job queued while tenantbase.request_id is set carries it; others are left alone", async () => {
   const add = (settings: Record<string, string>, key: string, json: string) =>
     withSettings(db.owner, settings, (c) => c.query("select graphile_worker.add_job('noop', $1::json, job_key => $2)", [json, key]));

@@ -29,17 +29,18 @@ const REFERENCE_TENANT_TABLES: Record<string, string> = {
   // The tenant root: every tenant table points at it, and membership (below) must too; one small
   // row per organization, written rarely.
   "app_public.organizations": "tenant root, small, referenced by reference tables",
-  // Read by the policy helper current_user_organization_ids() for every statement: it must be
+  // Read by app_hidden.start_request() at the start of every request transaction (the caller's
+  // organizations, before any organization id is known) and by current_user_organization_ids(): it must be
   // local on every node. Small (one row per seat), written rarely.
-  "app_public.organization_members": "read by the policy helper on every node",
+  "app_public.organization_members": "read at the start of every request, before an organization id is known",
   // Slugs are one namespace across all organizations, and a redirect is looked up by slug alone.
   "app_public.organization_slug_redirects": "global slug namespace, looked up without an organization",
   // Webhooks find the organization from a Stripe customer id: the lookup that routes everything else.
   "app_private.stripe_customers": "routes Stripe webhooks to an organization",
-  // An API-key request's organization comes from its key: current_user_organization_ids() reads
-  // api_keys in every statement such a caller runs, and the key is found by its secret's hash
+  // An API-key request's organization comes from its key: start_request() reads api_keys at the
+  // start of every transaction such a caller runs, and the key is found by its secret's hash
   // before the organization is known. Small (a few keys per organization), written rarely.
-  "app_public.api_keys": "read by the policy helper for API-key callers",
+  "app_public.api_keys": "read at the start of every API-key request, before its organization is known",
   "app_private.api_key_secrets": "an API key is verified before its organization is known",
 };
 
@@ -62,15 +63,10 @@ const GLOBAL_UNIQUE: Record<string, string> = {
 const FOREIGN_KEYS: Record<string, string> = {};
 
 // Subquery forms allowed in policies on distributed tables, as they print in pg_get_expr, each
-// with its reason. The InitPlan form `(select helper())::uuid[]` is the measured fast form today
-// (README, "Plans, limits, credits"): Citus refuses it, so it must become a subquery-free form
-// before distribution (issue 12 chooses the form; this entry goes when it lands).
-const POLICY_SUBQUERIES: { form: RegExp; reason: string }[] = [
-  {
-    form: /^\( SELECT app_public\.current_user_organization_ids\((?:'[a-z]+'::app_public\.organization_role)?\) AS current_user_organization_ids\)$/,
-    reason: "InitPlan policy form (evaluated once per statement); replace with a subquery-free form before Citus",
-  },
-];
+// with its reason: none. Tenant policies compare with the caller's organizations in a transaction
+// setting (`organization_id = any (current_setting('tenantbase.organization_ids')::uuid[])`,
+// made by app_hidden.start_request(); README, "Plans, limits, credits"), a form Citus accepts.
+const POLICY_SUBQUERIES: { form: RegExp; reason: string }[] = [];
 
 // Functions called by policies that read a distributed table: none may.
 const HELPERS_READING_DISTRIBUTED: Record<string, string> = {};

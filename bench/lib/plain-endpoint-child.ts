@@ -8,11 +8,11 @@
 // Started by bench/lib/server.ts (BENCH_SERVER=plain); reports its port over IPC.
 
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { verifiedTokenCache } from "../../server/auth.ts";
 import { startStatement } from "../../server/request-transaction.ts";
 import { BENCH_JWT } from "./server.ts";
+import { serveReference } from "./reference-child.ts";
 
 const LIST_SQL = `select id, project_id, kind, model, status, credits_charged, created_at from app_public.generations
   where organization_id = $1 order by created_at desc, id desc limit 20`;
@@ -62,10 +62,4 @@ const server = createServer((req, res) => {
     }
   });
 });
-server.keepAliveTimeout = 65_000;
-server.listen(0, "127.0.0.1", () => process.send!({ port: (server.address() as AddressInfo).port }));
-process.on("SIGTERM", () => {
-  server.close();
-  server.closeAllConnections();
-  pool.end().finally(() => process.exit(0));
-});
+serveReference(server, pool);

@@ -6,7 +6,6 @@
 // not a server anyone should run. Started by bench/lib/server.ts (BENCH_SERVER=stock).
 
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { postgraphile } from "postgraphile";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
@@ -15,6 +14,7 @@ import { grafserv } from "postgraphile/grafserv/node";
 import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import { verifiedTokenCache } from "../../server/auth.ts";
 import { BENCH_JWT } from "./server.ts";
+import { serveReference } from "./reference-child.ts";
 
 const owner = new pg.Client({ connectionString: process.env.BENCH_OWNER_URL });
 await owner.connect();
@@ -50,10 +50,4 @@ const pgl = postgraphile({
 const serv = pgl.createServ(grafserv);
 const server = createServer();
 serv.addTo(server);
-server.keepAliveTimeout = 65_000;
-server.listen(0, "127.0.0.1", () => process.send!({ port: (server.address() as AddressInfo).port }));
-process.on("SIGTERM", () => {
-  server.close();
-  server.closeAllConnections();
-  pool.end().finally(() => process.exit(0));
-});
+serveReference(server, pool);

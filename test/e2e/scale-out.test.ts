@@ -16,7 +16,7 @@
 //
 // Then every invariant: ledger = balances, counters = recomputed, each Stripe grant once, each
 // event applied by exactly one committed run (or, for the dead worker's jobs, applied again with
-// no effect), each invitation mailed once, no job left locked.
+// no effect), each invitation mailed at most once and its mail job run, no job left locked.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -373,19 +373,22 @@ test("a mixed load through every process, one server and one worker killed in th
   const { rows: racingAccount } = await root.query("select available::int, reserved::int from app_public.credit_accounts where organization_id = $1", [racing]);
   const captured = Math.ceil(reserved.length / 2) * amount;
   expect(racingAccount[0]).toEqual({ available: startingCredits - captured, reserved: 0 });
-  // Every invitee is a member once; every invitation mailed once (one file per invitation),
-  // except one whose mail job the killed worker held: it runs again only after the liveness
-  // sweep, and an invitation accepted by then is not mailed (send_invitation_email sends nothing
-  // for an accepted invitation), so it is mailed at most once.
+  // Every invitee is a member once; every invitation mailed at most once per token (one file per
+  // token), and only if it was still pending when its job ran: send_invitation_email sends
+  // nothing for an accepted invitation (a job the killed worker held runs again only after the
+  // liveness sweep, and any job may run after the invitee accepted).
   const { rows: members } = await root.query("select count(*)::int as n from app_public.organization_members where organization_id = $1", [inviting]);
   expect(members[0].n).toBe(invitees.length + 1);
   const mails = readdirSync(outboxDir).filter((file) => file.startsWith("invitation-"));
+  const jobLines = [...servers(), ...workers()].flatMap((proc) => logLines(proc)).map((l) => String(l.msg ?? ""));
   for (const j of joined) {
     const mailed = mails.filter((file) => file.startsWith(`invitation-${j.invitationId}-`)).length;
-    if (heldJobKeys.has(`invitation_email:${j.invitationId}`)) expect(mailed).toBeLessThanOrEqual(j.resent ? 2 : 1);
-    // resent after a lost answer: the first mail may have gone before the resend replaced its job
-    else if (j.resent) expect([1, 2]).toContain(mailed);
-    else expect(mailed).toBe(1);
+    const skipped = jobLines.some((msg) => msg.includes(`invitation ${j.invitationId} is no longer pending`));
+    // Never twice for one token (a resend after a lost answer issues a second token)...
+    expect(mailed).toBeLessThanOrEqual(j.resent ? 2 : 1);
+    // ...and nothing lost: its mail job ran, and mailed it or found it accepted already (the test
+    // accepts with the token from the API's answer, often before a busy worker mails it)
+    expect(mailed >= 1 || skipped).toBe(true);
   }
   // No job left locked anywhere.
   const { rows: locked } = await root.query(

@@ -29,7 +29,7 @@ import { interleaved, printTable, runLoad, type LoadResult } from "./lib/load.ts
 import { benchToken, startBenchServer } from "./lib/server.ts";
 import { asOwner, asUser, authPool, benchMembers } from "./lib/sql.ts";
 import { printBreakdown, summariseProfile } from "./lib/cpu-profile.ts";
-import { processCpuMicros } from "./lib/process-cpu.ts";
+import { treeCpuMs } from "./lib/cpu.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -197,10 +197,10 @@ if (PARTS.has("profile")) {
 const perRequest: [string, number][] = [];
 if (PARTS.has("profile")) {
   for (const [label, s, query] of [["tenantbase", server, LIST], ["stock PostGraphile 5", stock, LIST_STOCK], ["hand-written node:http", plain, LIST]] as const) {
-    const before = processCpuMicros(s.pid);
+    const [before] = treeCpuMs([s.pid]);
     const result = await runLoad(label, CONCURRENCY, SECONDS, viaGraphql(s, query));
-    const after = processCpuMicros(s.pid);
-    if (before !== null && after !== null) perRequest.push([`${label} (${result.perSecond.toFixed(0)} req/s)`, (after - before) / result.ok]);
+    const [after] = treeCpuMs([s.pid]);
+    if (before !== null && after !== null) perRequest.push([`${label} (${result.perSecond.toFixed(0)} req/s)`, ((after - before) * 1000) / result.ok]);
   }
   if (perRequest.length) {
     console.log("\n6. server CPU per list request, same load, one after the other (/proc; µs)");

@@ -9,12 +9,7 @@
 // retried one event at a time, so one bad event cannot fail the others' deliveries.
 
 import type pg from "pg";
-
-interface Pending {
-  body: string;
-  resolve(isNew: boolean): void;
-  reject(error: unknown): void;
-}
+import { CoalescingQueue, type Settled } from "../../core/coalescing-queue.ts";
 
 export interface IntakeBatcherOptions {
   pool: pg.Pool;
@@ -33,54 +28,40 @@ export interface IntakeBatcherOptions {
 
 export class IntakeBatcher {
   private readonly pool: pg.Pool;
-  private readonly maxInFlight: number;
-  private readonly maxBatch: number;
-  private waiting: Pending[] = [];
-  private inFlight = 0;
+  private readonly queue: CoalescingQueue<string, boolean>;
 
   constructor(options: IntakeBatcherOptions) {
     this.pool = options.pool;
-    this.maxInFlight = options.maxInFlight ?? 1;
-    this.maxBatch = options.maxBatch ?? 100;
+    this.queue = new CoalescingQueue((bodies) => this.store(bodies), {
+      maxInFlight: options.maxInFlight ?? 1,
+      maxBatch: options.maxBatch ?? 100,
+    });
   }
 
   /** Stores one verified event (its exact bytes as text); resolves true when it was new. */
   receive(body: string): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ body, resolve, reject });
-      this.pump();
-    });
+    return this.queue.push(body);
   }
 
-  private pump(): void {
-    while (this.inFlight < this.maxInFlight && this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, this.maxBatch);
-      this.inFlight += 1;
-      void this.store(batch).finally(() => {
-        this.inFlight -= 1;
-        this.pump();
-      });
+  private async store(bodies: string[]): Promise<Settled<boolean>[]> {
+    if (bodies.length > 1) {
+      try {
+        // One statement, one transaction, one insert and one add_jobs for the whole batch.
+        const { rows } = await this.pool.query("select app_private.receive_stripe_events($1::jsonb[]) as new", [bodies]);
+        return (rows[0].new as boolean[]).map((value) => ({ ok: true, value }));
+      } catch {
+        // one bad event must not fail the others' deliveries: each alone
+      }
     }
+    return Promise.all(bodies.map((body) => this.storeOne(body)));
   }
 
-  private async store(batch: Pending[]): Promise<void> {
-    if (batch.length === 1) return this.storeOne(batch[0]);
+  private async storeOne(body: string): Promise<Settled<boolean>> {
     try {
-      // One statement, one transaction, one insert and one add_jobs for the whole batch.
-      const { rows } = await this.pool.query("select app_private.receive_stripe_events($1::jsonb[]) as new", [batch.map((p) => p.body)]);
-      const isNew: boolean[] = rows[0].new;
-      batch.forEach((pending, i) => pending.resolve(isNew[i]));
-    } catch {
-      await Promise.all(batch.map((pending) => this.storeOne(pending)));
-    }
-  }
-
-  private async storeOne(pending: Pending): Promise<void> {
-    try {
-      const { rows } = await this.pool.query("select app_private.receive_stripe_events(array[$1::jsonb]) as new", [pending.body]);
-      pending.resolve(rows[0].new[0]);
+      const { rows } = await this.pool.query("select app_private.receive_stripe_events(array[$1::jsonb]) as new", [body]);
+      return { ok: true, value: rows[0].new[0] };
     } catch (error) {
-      pending.reject(error);
+      return { ok: false, error };
     }
   }
 }

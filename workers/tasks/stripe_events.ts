@@ -1,13 +1,14 @@
 // Applies the stored Stripe events of one webhook intake batch (queued by
 // app_private.receive_stripe_events: one job per batch of deliveries, its payload
 // [{"eventId": …}, …]). One round trip for the batch (and for other Stripe jobs running at the
-// same time, see StripeEventBatcher): app_private.process_stripe_events applies
+// same time, see stripeEventQueue): app_private.process_stripe_events applies
 // each event in a transaction of its own, counts the attempt and records a failure on the
 // event row. A graphile-worker "batch job": the task answers per entry, and graphile-worker
 // retries only the entries that failed, with its exponential backoff; after the last attempt
 // they stay unprocessed with their error, for an operator (see README, "Billing").
 
 import type { Task } from "graphile-worker";
+import { CoalescingQueue } from "../../core/coalescing-queue.ts";
 
 export const STRIPE_EVENTS_TASK = "stripe_events";
 
@@ -23,77 +24,37 @@ export interface StripeEventResult {
   outcome: string | null;
   error: string | null;
 }
-interface Waiting {
-  ids: string[];
-  resolve(results: StripeEventResult[]): void;
-  reject(error: unknown): void;
-}
 
-// The Stripe jobs a worker runs at the same time share one call: while a call runs, the event
-// ids of jobs that start wait and go together in the next one. So a worker applies events one
-// stream at a time, whatever its concurrency (more workers, more streams), and on a small
-// machine the events a burst of deliveries queued cannot take the CPU the intake needs to answer
-// them; jobs of one event each (the backlog of an old release, hand-queued ones) still share calls.
-class StripeEventBatcher {
-  private waiting: Waiting[] = [];
-  private running = false;
-  private readonly withPgClient: WithPgClient;
-  private readonly maxBatch: number;
-
-  constructor(withPgClient: WithPgClient, maxBatch = 500) {
-    this.withPgClient = withPgClient;
-    this.maxBatch = maxBatch;
-  }
-
-  process(ids: string[]): Promise<StripeEventResult[]> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ ids, resolve, reject });
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    if (this.running || this.waiting.length === 0) return;
-    const batch: Waiting[] = [];
-    let size = 0;
-    while (this.waiting.length > 0 && (batch.length === 0 || size + this.waiting[0].ids.length <= this.maxBatch)) {
-      const next = this.waiting.shift()!;
-      batch.push(next);
-      size += next.ids.length;
-    }
-    this.running = true;
-    void this.run(batch).finally(() => {
-      this.running = false;
-      this.pump();
-    });
-  }
-
-  private async run(batch: Waiting[]): Promise<void> {
-    try {
-      const ids = batch.flatMap((w) => w.ids);
-      const { rows } = await this.withPgClient((client) =>
+// The Stripe jobs a worker runs at the same time share one call (core/coalescing-queue.ts):
+// while a call runs, the event ids of jobs that start wait and go together in the next one (up to
+// 500 events). So a worker applies events one stream at a time, whatever its concurrency (more
+// workers, more streams), and on a small machine the events a burst of deliveries queued cannot
+// take the CPU the intake needs to answer them; jobs of one event each (the backlog of an old
+// release, hand-queued ones) still share calls. A failed call fails every job in it.
+function stripeEventQueue(withPgClient: WithPgClient) {
+  return new CoalescingQueue<string[], StripeEventResult[]>(
+    async (jobs) => {
+      const ids = jobs.flat();
+      const { rows } = await withPgClient((client) =>
         client.query("call app_private.process_stripe_events($1::text[], null, null)", [ids]),
       );
       const { outcomes, errors } = rows[0] as { outcomes: (string | null)[]; errors: (string | null)[] };
       let i = 0;
-      for (const waiting of batch) {
-        waiting.resolve(waiting.ids.map(() => ({ outcome: outcomes[i] ?? null, error: errors[i++] ?? null })));
-      }
-    } catch (error) {
-      for (const waiting of batch) waiting.reject(error);
-    }
-  }
+      return jobs.map((jobIds) => ({ ok: true, value: jobIds.map(() => ({ outcome: outcomes[i] ?? null, error: errors[i++] ?? null })) }));
+    },
+    { maxBatch: 500, sizeOf: (jobIds) => jobIds.length },
+  );
 }
 
 // One per worker pool (each has its own withPgClient), so tests running several do not mix.
-const batchers = new WeakMap<WithPgClient, StripeEventBatcher>();
+const queues = new WeakMap<WithPgClient, ReturnType<typeof stripeEventQueue>>();
 
 /** Applies the events; resolves with one outcome, or error message, per id, in order. */
 export function processStripeEvents(withPgClient: WithPgClient, eventIds: string[]): Promise<StripeEventResult[]> {
   if (eventIds.length === 0) return Promise.resolve([]);
-  let batcher = batchers.get(withPgClient);
-  if (!batcher) batchers.set(withPgClient, (batcher = new StripeEventBatcher(withPgClient)));
-  return batcher.process(eventIds);
+  let queue = queues.get(withPgClient);
+  if (!queue) queues.set(withPgClient, (queue = stripeEventQueue(withPgClient)));
+  return queue.push(eventIds);
 }
 
 export const stripeEvents: Task = async (payload, helpers) => {

@@ -124,7 +124,7 @@ begin
 end;
 $$;
 
--- Bookkeeping for the job, outside its (rolled back) transaction. PL/pgSQL keeps the plan.
+-- A failed attempt, recorded outside its (rolled back) subtransaction. PL/pgSQL keeps the plan.
 create or replace function app_private.record_stripe_event_attempt(event_id text, error text) returns void
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -142,7 +142,8 @@ $$;
 -- but each in a transaction of its own, committed before the next begins: as when each had its
 -- own job, one event's failure or one organization's locks never hold up the others, and no
 -- locks are held across events (so concurrent batches cannot deadlock on organizations). Each
--- attempt is counted; a failed one is rolled back and recorded with its error. Returns, in the
+-- attempt is counted (a successful one by process_stripe_event's own final update, one statement
+-- less per event); a failed one is rolled back and recorded with its error. Returns, in the
 -- order given, each event's outcome (null when it failed) and error (null when it did not).
 --
 -- The commits here are asynchronous (synchronous_commit off for these transactions only): they
@@ -170,7 +171,7 @@ begin
     v_outcome := null;
     v_error := null;
     begin
-      perform app_private.record_stripe_event_attempt(v_id, null);
+      -- counts its own attempt in the update that marks the event processed
       v_outcome := app_private.process_stripe_event(v_id);
     exception when others then
       get stacked diagnostics v_error = message_text;
@@ -187,6 +188,8 @@ $$;
 
 -- Applies one stored event. Safe to run any number of times: every branch is idempotent. The
 -- event row is locked so that two runs of the same event (a retry racing a stuck worker) queue.
+-- Each run is an attempt, counted by the same update that records the outcome; a run that fails
+-- rolls that update back, and its caller records the failed attempt (record_stripe_event_attempt).
 create or replace function app_private.process_stripe_event(event_id text) returns text
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -214,6 +217,8 @@ begin
       v_note := 'event type not handled';
   end case;
   update app_private.stripe_events e set
+    attempts = e.attempts + 1,
+    last_attempt_at = now(),
     processed_at = coalesce(e.processed_at, now()),
     outcome = v_outcome,
     note = v_note,

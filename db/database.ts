@@ -7,7 +7,7 @@
 import path from "node:path";
 import type { Config } from "../core/config.ts";
 import { startEmbeddedPostgres } from "./embedded.ts";
-import { loadLocalSecrets } from "./secrets.ts";
+import { loadLocalSecrets, type LocalSecrets } from "./secrets.ts";
 import { ensureDatabase, ensureRoles, ROLES } from "./roles.ts";
 import { withCredentials, redact } from "./urls.ts";
 import { migrateDatabase } from "./migrate.ts";
@@ -35,9 +35,12 @@ export async function connectDatabase(config: Config, log: (line: string) => voi
     };
   }
 
-  const secrets = loadLocalSecrets(config.dataDir);
-  const ownerPassword = config.ownerPassword ?? secrets.ownerPassword;
-  const authenticatorPassword = config.authenticatorPassword ?? secrets.authenticatorPassword;
+  // The local secrets file is read (and created) only for a value the configuration leaves out:
+  // a deployment that sets the role passwords and ROOT_DATABASE_URL never writes one.
+  let secrets: LocalSecrets | undefined;
+  const local = () => (secrets ??= loadLocalSecrets(config.dataDir));
+  const ownerPassword = config.ownerPassword ?? local().ownerPassword;
+  const authenticatorPassword = config.authenticatorPassword ?? local().authenticatorPassword;
 
   let rootUrl: string;
   let stop = async () => {};
@@ -50,7 +53,7 @@ export async function connectDatabase(config: Config, log: (line: string) => voi
     const cluster = await startEmbeddedPostgres({
       databaseDir: path.join(config.dataDir, "postgres"),
       port: config.embeddedPostgresPort,
-      password: secrets.embeddedSuperuserPassword,
+      password: local().embeddedSuperuserPassword,
       settings: { shared_preload_libraries: "pg_stat_statements" },
     });
     log(`embedded PostgreSQL 15 on 127.0.0.1:${config.embeddedPostgresPort} (${Date.now() - started} ms)`);

@@ -24,8 +24,9 @@ function fresh(): string {
   return randomBytes(32).toString("base64url");
 }
 
-function complete(secrets: Partial<LocalSecrets>): secrets is LocalSecrets {
-  return KEYS.every((key) => typeof secrets[key] === "string" && secrets[key] !== "");
+/** The values of `existing`, with a new one for each that is missing. */
+function filledIn(existing: Partial<LocalSecrets>): LocalSecrets {
+  return Object.fromEntries(KEYS.map((key) => [key, existing[key] || fresh()])) as unknown as LocalSecrets;
 }
 
 function writePrivateCopy(dataDir: string, secrets: LocalSecrets): string {
@@ -38,12 +39,7 @@ export function loadLocalSecrets(dataDir: string): LocalSecrets {
   const file = path.join(dataDir, "secrets.json");
   mkdirSync(dataDir, { recursive: true });
   if (!existsSync(file)) {
-    const temp = writePrivateCopy(dataDir, {
-      jwtSecret: fresh(),
-      ownerPassword: fresh(),
-      authenticatorPassword: fresh(),
-      embeddedSuperuserPassword: fresh(),
-    });
+    const temp = writePrivateCopy(dataDir, filledIn({}));
     try {
       linkSync(temp, file);
     } catch (error) {
@@ -54,15 +50,10 @@ export function loadLocalSecrets(dataDir: string): LocalSecrets {
     }
   }
   const existing = JSON.parse(readFileSync(file, "utf8")) as Partial<LocalSecrets>;
-  if (complete(existing)) return existing;
+  const filled = filledIn(existing);
+  if (KEYS.every((key) => filled[key] === existing[key])) return filled;
   // A file from an older version lacks a key: add the missing ones, keeping every existing value,
   // and replace the file in one step so no reader sees half of it.
-  const filled: LocalSecrets = {
-    jwtSecret: existing.jwtSecret || fresh(),
-    ownerPassword: existing.ownerPassword || fresh(),
-    authenticatorPassword: existing.authenticatorPassword || fresh(),
-    embeddedSuperuserPassword: existing.embeddedSuperuserPassword || fresh(),
-  };
   renameSync(writePrivateCopy(dataDir, filled), file);
   return JSON.parse(readFileSync(file, "utf8")) as LocalSecrets;
 }

@@ -1,4 +1,4 @@
-// The path to Citus, kept open by the catalog (docs/SCALING.md explains the path).
+// The path to Citus, kept open by the catalog (docs/scaling.md explains the path).
 //
 // On Citus, tenant tables are distributed by organization_id and a few small, widely read tables
 // are reference tables (a full copy on every node). Citus then refuses, or cannot keep correct:
@@ -15,7 +15,7 @@
 // This test reads the catalog generically (every table, index, foreign key, policy and policy
 // helper, whatever the policy form of the day) and fails on anything new of those four kinds.
 // What stays for now is listed below, each with its reason and what changes on Citus; the same
-// lists are in docs/SCALING.md (a test checks that each entry is there).
+// lists are in docs/scaling.md (a test checks that each entry is there).
 
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -65,7 +65,7 @@ const FOREIGN_KEYS: Record<string, string> = {};
 // Subquery forms allowed in policies on distributed tables, as they print in pg_get_expr, each
 // with its reason: none. Tenant policies compare with the caller's organizations in a transaction
 // setting (`organization_id = any (current_setting('tenantbase.organization_ids')::uuid[])`,
-// made by app_hidden.start_request(); README, "Plans, limits, credits"), a form Citus accepts.
+// made by app_hidden.start_request(); docs/benchmarks.md, "Policy form"), a form Citus accepts.
 const POLICY_SUBQUERIES: { form: RegExp; reason: string }[] = [];
 
 // Functions called by policies that read a distributed table: none may.
@@ -249,8 +249,8 @@ test("4. no function called by a policy reads a distributed table (following the
   expect(await helperOffenders()).toEqual([]);
 });
 
-test("docs/SCALING.md lists every exception of this test", () => {
-  const doc = readFileSync(path.join(projectRoot, "docs", "SCALING.md"), "utf8");
+test("docs/scaling.md lists every exception of this test", () => {
+  const doc = readFileSync(path.join(projectRoot, "docs", "scaling.md"), "utf8");
   const names = [
     ...Object.keys(REFERENCE_TENANT_TABLES),
     ...Object.keys(GLOBAL_UNIQUE).map((key) => key.split(".").slice(-1)[0]),

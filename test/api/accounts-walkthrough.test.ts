@@ -1,4 +1,4 @@
-// The README's accounts walkthrough (section "Accounts") runs as written: every ```graphql block
+// The accounts walkthrough (docs/accounts.md, section "Walkthrough") runs as written: every ```graphql block
 // in order, as the actor its "# as …" line names, with <placeholders> filled from earlier answers
 // and from the links in the mails the real worker writes to the outbox.
 
@@ -49,10 +49,11 @@ async function latestMail(subject: string): Promise<string> {
 const tokenIn = (mail: string, route: string) => new RegExp(`https://app\\.example\\.test${route}\\?token=([0-9a-f]{64})`).exec(mail)![1];
 
 test("every accounts walkthrough block runs without errors, in order", async () => {
-  const doc = readFileSync(path.join(projectRoot, "README.md"), "utf8");
-  const accounts = doc.indexOf("\n## Accounts");
-  const start = doc.indexOf("### Walkthrough", accounts);
-  const section = doc.slice(start, doc.indexOf("\n## ", start));
+  const doc = readFileSync(path.join(projectRoot, "docs", "accounts.md"), "utf8");
+  const start = doc.indexOf("\n## Walkthrough\n");
+  expect(start).toBeGreaterThan(-1);
+  const end = doc.indexOf("\n## ", start + 1);
+  const section = doc.slice(start, end === -1 ? undefined : end);
   const blocks = [...section.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
   expect(blocks.length).toBeGreaterThanOrEqual(12);
 

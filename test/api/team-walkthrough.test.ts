@@ -1,4 +1,4 @@
-// The README's team walkthrough (section "Teams") runs as written: every ```graphql block in order, as the
+// The team walkthrough (docs/teams.md, section "Walkthrough") runs as written: every ```graphql block in order, as the
 // actor its "# as …" line names, with <placeholders> filled from earlier answers; and the
 // revoked key answers 401 INVALID_TOKEN as the text says.
 
@@ -20,10 +20,11 @@ afterAll(async () => {
 });
 
 test("every walkthrough block runs without errors, in order", async () => {
-  const doc = readFileSync(path.join(projectRoot, "README.md"), "utf8");
-  const teams = doc.indexOf("\n## Teams");
-  const start = doc.indexOf("### Walkthrough", teams);
-  const section = doc.slice(start, doc.indexOf("\n## ", start));
+  const doc = readFileSync(path.join(projectRoot, "docs", "teams.md"), "utf8");
+  const start = doc.indexOf("\n## Walkthrough\n");
+  expect(start).toBeGreaterThan(-1);
+  const end = doc.indexOf("\n## ", start + 1);
+  const section = doc.slice(start, end === -1 ? undefined : end);
   const blocks = [...section.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
   expect(blocks.length).toBeGreaterThanOrEqual(15);
 
@@ -36,7 +37,7 @@ test("every walkthrough block runs without errors, in order", async () => {
     );
     tokens[who] = r.data.register.jwtToken;
   }
-  // both opened the link of their verification mail (README, Accounts): invitations and API keys
+  // both opened the link of their verification mail (docs/accounts.md): invitations and API keys
   // need a verified address
   await db.owner.query("update app_public.users set email_verified_at = now() where email in ('alice@example.com', 'bob@example.com')");
 

@@ -1,6 +1,9 @@
 // createCheckoutSession / createBillingPortalSession over HTTP, against a local fake of the
 // Stripe API that records every request (nothing leaves this machine).
 
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { projectRoot } from "../../core/paths.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { createOrganization, twoTenants } from "../helpers/fixtures.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -198,18 +201,12 @@ test("subscriptions, invoices and credit packages are readable through GraphQL; 
   expect(asOther.data.invoices.nodes).toEqual([]);
 });
 
-test("the README's billing query runs as written", async () => {
+test("docs/billing.md's billing query runs as written", async () => {
   const { a } = tenants;
-  const README_QUERY = `query Billing($org: UUID!) {
-  organization(id: $org) {
-    billingSubscription { status planId planInterval currentPeriodEnd cancelAtPeriodEnd trialEndsAt }
-  }
-  invoices(condition: { organizationId: $org }, orderBy: CREATED_AT_DESC) {
-    nodes { kind status currency amountDue amountPaid periodStart periodEnd hostedInvoiceUrl paidAt creditsGranted }
-  }
-  creditPackages { nodes { id name credits } }
-}`;
-  const result = await server.graphql(README_QUERY, { org: a.org.id }, a.owner);
+  const doc = readFileSync(path.join(projectRoot, "docs", "billing.md"), "utf8");
+  const DOC_QUERY = [...doc.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]).find((block) => block.startsWith("query Billing("))!;
+  expect(DOC_QUERY).toBeDefined();
+  const result = await server.graphql(DOC_QUERY, { org: a.org.id }, a.owner);
   expect(result.errors).toBeUndefined();
   expect(result.data.organization).toEqual({ billingSubscription: null });
   expect(result.data.creditPackages.nodes.map((n: any) => n.id)).toContain(packageId);

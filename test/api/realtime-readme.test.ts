@@ -1,5 +1,5 @@
-// The README's Realtime examples run as written: every ```graphql block of the "Realtime"
-// section, in order, subscriptions over a real websocket and mutations over HTTP, with the
+// The Realtime examples (docs/realtime.md) run as written: every ```graphql block of the page,
+// in order, subscriptions over a real websocket and mutations over HTTP, with the
 // placeholders filled from earlier answers, as a reader in GraphiQL would.
 
 import { readFileSync } from "node:fs";
@@ -22,10 +22,8 @@ afterAll(async () => {
 });
 
 function realtimeBlocks(): string[] {
-  const readme = readFileSync(path.join(projectRoot, "README.md"), "utf8");
-  const start = readme.indexOf("## Realtime");
-  const end = readme.indexOf("\n## ", start + 1);
-  return [...readme.slice(start, end).matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const page = readFileSync(path.join(projectRoot, "docs", "realtime.md"), "utf8");
+  return [...page.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
 }
 
 test("every Realtime example runs without errors, in order", async () => {

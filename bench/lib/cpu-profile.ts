@@ -22,7 +22,7 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-/** Buckets in the order the README table lists them. */
+/** Buckets in the order the table in docs/benchmarks.md lists them. */
 export const BUCKETS = [
   "Express and middleware (helmet, CORS, body, request id)",
   "logging (pino)",

@@ -1,8 +1,8 @@
 // Every mistake a client developer can make answers with a stable extensions.code and a message
 // that says what to do, never with a masked "An error occurred": a missing token on a
 // member-only field, bad values, a role that may not, GraphQL syntax and validation, bad
-// variables and cursors, an empty patch, bodies over the limit. The table in README ("Error
-// codes") lists the same codes. Sent over real HTTP to a real server.
+// variables and cursors, an empty patch, bodies over the limit. The table in docs/error-codes.md
+// lists the same codes. Sent over real HTTP to a real server.
 
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { twoTenants } from "../helpers/fixtures.ts";

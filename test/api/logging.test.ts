@@ -95,7 +95,7 @@ test("redaction censors secret-bearing keys anywhere a caller logs an object", (
 test("job log lines carry the request id that queued the job; outcomes are counted per task", async () => {
   const jobLog = memoryLogger();
   let ran = 0;
-  // Workers connect directly, never through PgBouncer (README, production guide): LISTEN and
+  // Workers connect directly, never through PgBouncer (docs/operations.md, production guide): LISTEN and
   // their liveness lock need a session of their own.
   const runner = await startWorker({
     ownerUrl: db.directOwnerUrl,

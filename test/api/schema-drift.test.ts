@@ -25,7 +25,7 @@ test("schema.graphql matches the generated schema (run `npm run schema:export` i
   expect(schemaToSdl(schema)).toBe(committed);
 });
 
-test("the schema uses the naming README promises", async () => {
+test("the schema uses the naming docs/graphql-guide.md promises", async () => {
   const { schema } = await server.app.pgl.getSchemaResult();
   const query = schema.getQueryType()!.getFields();
   expect(Object.keys(query)).toEqual(expect.arrayContaining(["organizations", "organization", "organizationBySlug", "currentUser", "node"]));

@@ -1,6 +1,6 @@
 // GraphiQL (Ruru) in a real browser: Debian's Chromium, headless, driven by playwright-core,
 // against a real server with the production security headers. Registers through a mutation
-// typed into the editor, puts the token into the headers pane, runs the README's query and
+// typed into the editor, puts the token into the headers pane, runs docs/graphql-guide.md's query and
 // sees the answer; no CSP violation may be reported. Screenshot: test-output/graphiql.png.
 // Chromium missing is a failure with a clear message, never a silent skip (CI installs it).
 

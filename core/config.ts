@@ -104,6 +104,8 @@ export const VERIFIED_EMAIL_FEATURES = ["invitations", "api_keys", "organization
 export interface AttemptLimit {
   max: number;
   seconds: number;
+  /** authenticate per email only: the longest delay between turns once slowed down (seconds). */
+  maxDelay?: number;
 }
 
 /**
@@ -405,6 +407,12 @@ export function accountsConfig(env: Env = process.env): AccountsConfig {
       const limit = attemptLimit(env, `RATE_LIMIT_${action.toUpperCase()}_${scope.toUpperCase()}`, scopes[scope]);
       if (limit) attemptLimits[action][scope] = limit;
     }
+  }
+  if (attemptLimits.authenticate?.email) {
+    attemptLimits.authenticate.email = {
+      ...attemptLimits.authenticate.email,
+      maxDelay: integer(env, "RATE_LIMIT_AUTHENTICATE_MAX_DELAY_SECONDS", 30, 1, 3600),
+    };
   }
   return {
     verificationTokenTtlSeconds: integer(env, "EMAIL_VERIFICATION_TTL_SECONDS", 3 * 86400, 60, 90 * 86400),

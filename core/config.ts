@@ -104,13 +104,20 @@ export const VERIFIED_EMAIL_FEATURES = ["invitations", "api_keys", "organization
 export interface AttemptLimit {
   max: number;
   seconds: number;
+  /** authenticate per email only: the longest delay between turns once slowed down (seconds). */
+  maxDelay?: number;
 }
 
-/** Limited actions and the scopes each is counted by (email address, client address, user). */
-export const ATTEMPT_LIMIT_DEFAULTS: Record<string, Partial<Record<"email" | "address" | "user", AttemptLimit>>> = {
-  authenticate: { email: { max: 10, seconds: 900 }, address: { max: 50, seconds: 900 } },
-  register: { email: { max: 5, seconds: 3600 }, address: { max: 50, seconds: 3600 } },
-  forgot_password: { email: { max: 5, seconds: 3600 }, address: { max: 20, seconds: 3600 } },
+/**
+ * Limited actions and the scopes each is counted by: client address, client address with the
+ * email it names (pair), signed-in user, and email. The email scope of authenticate only slows
+ * the account down past `max` (never locks it); that of forgot_password is the rate of reset
+ * mails to one address (db/functions/020-accounts/attempt-limits.sql).
+ */
+export const ATTEMPT_LIMIT_DEFAULTS: Record<string, Partial<Record<"email" | "address" | "user" | "pair", AttemptLimit>>> = {
+  authenticate: { email: { max: 10, seconds: 900 }, pair: { max: 10, seconds: 900 }, address: { max: 50, seconds: 900 } },
+  register: { pair: { max: 5, seconds: 3600 }, address: { max: 50, seconds: 3600 } },
+  forgot_password: { email: { max: 1, seconds: 600 }, address: { max: 20, seconds: 3600 } },
   verify_email: { email: { max: 10, seconds: 3600 }, address: { max: 50, seconds: 3600 } },
   reset_password: { address: { max: 20, seconds: 3600 } },
   resend_verification_email: { user: { max: 5, seconds: 3600 } },
@@ -395,11 +402,17 @@ export function accountsConfig(env: Env = process.env): AccountsConfig {
   const attemptLimits: Record<string, Record<string, AttemptLimit>> = {};
   for (const [action, scopes] of Object.entries(ATTEMPT_LIMIT_DEFAULTS)) {
     attemptLimits[action] = {};
-    for (const scope of ["email", "address", "user"] as const) {
+    for (const scope of ["email", "address", "user", "pair"] as const) {
       if (!(scope in scopes)) continue;
       const limit = attemptLimit(env, `RATE_LIMIT_${action.toUpperCase()}_${scope.toUpperCase()}`, scopes[scope]);
       if (limit) attemptLimits[action][scope] = limit;
     }
+  }
+  if (attemptLimits.authenticate?.email) {
+    attemptLimits.authenticate.email = {
+      ...attemptLimits.authenticate.email,
+      maxDelay: integer(env, "RATE_LIMIT_AUTHENTICATE_MAX_DELAY_SECONDS", 30, 1, 3600),
+    };
   }
   return {
     verificationTokenTtlSeconds: integer(env, "EMAIL_VERIFICATION_TTL_SECONDS", 3 * 86400, 60, 90 * 86400),

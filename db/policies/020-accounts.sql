@@ -6,6 +6,8 @@
 grant execute on function
   app_hidden.client_address(),
   app_hidden.count_attempt(text, text),
+  app_hidden.check_attempt(text, text),
+  app_hidden.refuse_attempt(int),
   app_hidden.require_verified_email(text),
   app_public.forgot_password(text),
   app_public.reset_password(text, text),

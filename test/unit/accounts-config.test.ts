@@ -15,13 +15,21 @@ test("defaults: 3 days, 1 hour, 1 day, 8 hours idle, invitations and API keys ne
     verifiedEmailRequiredFor: ["invitations", "api_keys"],
     trustProxy: false,
   });
-  expect(c.attemptLimits.authenticate).toEqual({ email: { max: 10, seconds: 900 }, address: { max: 50, seconds: 900 } });
+  expect(c.attemptLimits.authenticate).toEqual({
+    email: { max: 10, seconds: 900, maxDelay: 30 },
+    pair: { max: 10, seconds: 900 },
+    address: { max: 50, seconds: 900 },
+  });
+  expect(c.attemptLimits.forgot_password).toEqual({ email: { max: 1, seconds: 600 }, address: { max: 20, seconds: 3600 } });
 });
 
 test("overrides and refusals", () => {
   const c = accountsConfig({ RATE_LIMIT_AUTHENTICATE_EMAIL: "3/60", RATE_LIMIT_REGISTER_ADDRESS: "off", VERIFIED_EMAIL_REQUIRED_FOR: "none", TRUST_PROXY: "2" });
-  expect(c.attemptLimits.authenticate.email).toEqual({ max: 3, seconds: 60 });
+  expect(c.attemptLimits.authenticate.email).toEqual({ max: 3, seconds: 60, maxDelay: 30 });
+  expect(accountsConfig({ RATE_LIMIT_AUTHENTICATE_MAX_DELAY_SECONDS: "60" }).attemptLimits.authenticate.email.maxDelay).toBe(60);
+  expect(() => accountsConfig({ RATE_LIMIT_AUTHENTICATE_MAX_DELAY_SECONDS: "0" })).toThrow(/RATE_LIMIT_AUTHENTICATE_MAX_DELAY_SECONDS/);
   expect(c.attemptLimits.register.address).toBeUndefined();
+  expect(accountsConfig({ RATE_LIMIT_AUTHENTICATE_PAIR: "4/120" }).attemptLimits.authenticate.pair).toEqual({ max: 4, seconds: 120 });
   expect(c.verifiedEmailRequiredFor).toEqual([]);
   expect(c.trustProxy).toBe(2);
   expect(accountsConfig({ TRUST_PROXY: "10.0.0.0/8, loopback" }).trustProxy).toEqual(["10.0.0.0/8", "loopback"]);

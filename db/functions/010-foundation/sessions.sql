@@ -18,8 +18,9 @@ begin
 end;
 $$;
 
--- Attempts are limited per email and per client address before this runs
--- (020-accounts/attempt-limits.sql); a successful sign-in forgets its email's failed attempts.
+-- Attempts are limited per client address and per (address, account), and slowed down per account,
+-- before this runs (020-accounts/attempt-limits.sql); a successful sign-in forgets its address's
+-- failures on the account and remembers the address as known to it (never slowed down).
 create or replace function app_public.authenticate(email text, password text) returns app_public.jwt_token
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -36,7 +37,7 @@ begin
   if not app_private.password_matches(v_user_id, authenticate.password) then
     perform app_hidden.raise_error('INVALID_CREDENTIALS', 'Incorrect email or password.');
   end if;
-  perform app_private.clear_attempts('authenticate', 'email', app_hidden.normalize_email(authenticate.email));
+  perform app_private.note_sign_in(authenticate.email);
   return app_private.start_session(v_user_id);
 end;
 $$;

@@ -109,7 +109,9 @@ declare
 begin
   delete from app_private.account_tokens t where t.expires_at < now() - interval '7 days';
   get diagnostics v_tokens = row_count;
-  delete from app_private.attempt_counters c where c.window_started_at < now() - interval '2 days';
+  -- (known addresses are kept for their lifetime, 30 days)
+  delete from app_private.attempt_counters c
+  where c.window_started_at < now() - case when c.scope = 'known' then app_hidden.known_address_lifetime() else interval '2 days' end;
   get diagnostics v_counters = row_count;
   return v_tokens + v_counters;
 end;

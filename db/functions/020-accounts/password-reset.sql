@@ -1,7 +1,37 @@
 -- Forgotten passwords: forgotPassword(email) answers true whatever the address (known, unknown,
--- malformed, deleted) and mails a reset link only when an account has it; resetPassword(token,
+-- malformed, deleted) and mails a reset link only when an account has it, at most
+-- attempt_limits.forgot_password.email.max mails per window to one address (default one per 10
+-- minutes), whoever asks. Requests are limited only per asking client address
+-- (attempt-limits.sql): someone else's requests never stop the owner's mail for longer than that
+-- window, and the mail they caused went to the owner anyway, its link valid for an hour; resetPassword(token,
 -- newPassword) sets the password, signs out every session of the account at once and returns a
 -- fresh token. Using the link also proves the address (the mail reached it).
+
+-- Whether a reset mail to this address may be queued now: at most max per window of
+-- attempt_limits.forgot_password.email, counted by address (known or not: same work either way).
+-- Never refuses the request: over the rate the mail is just not sent again.
+create or replace function app_private.take_reset_mail_turn(email text) returns boolean
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_limit jsonb := (app_private.account_settings()).attempt_limits -> 'forgot_password' -> 'email';
+  v_window interval;
+  v_counter app_private.attempt_counters;
+begin
+  if v_limit is null then
+    return true;
+  end if;
+  v_window := make_interval(secs => (v_limit ->> 'seconds')::int);
+  insert into app_private.attempt_counters as c (action, scope, subject, window_started_at, attempts)
+  values ('forgot_password', 'mail', app_private.attempt_subject('mail', take_reset_mail_turn.email), now(), 1)
+  on conflict on constraint attempt_counters_pkey do update
+    set window_started_at = case when c.window_started_at + v_window <= now() then now() else c.window_started_at end,
+        attempts = case when c.window_started_at + v_window <= now() then 1 else c.attempts + 1 end
+  returning * into v_counter;
+  return v_counter.attempts <= (v_limit ->> 'max')::int;
+end;
+$$;
 
 create or replace function app_public.forgot_password(email text) returns boolean
   language plpgsql volatile security definer
@@ -14,7 +44,7 @@ begin
   -- job for the address, and the worker (app_private.issue_reset_token) finds the account or
   -- sends nothing. Looking the address up here made known addresses measurably slower (the job
   -- insert), which bench/forgot-password.ts showed.
-  if v_email is not null and v_email <> '' then
+  if v_email is not null and v_email <> '' and app_private.take_reset_mail_turn(v_email) then
     perform app_private.queue_account_email('reset_password', null, jsonb_build_object('email', v_email));
   end if;
   return true;

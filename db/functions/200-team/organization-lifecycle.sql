@@ -77,6 +77,12 @@ begin
   if v_org.deleted_at <= now() - app_hidden.organization_restore_window() then
     perform app_hidden.raise_error('RESTORE_WINDOW_PASSED', 'Organizations can be restored for 30 days after deletion.');
   end if;
+  -- A restorable free organization already counts toward the owner's free-organization limit
+  -- (010-foundation/organizations.sql), so this refuses only when it did not count when deleted
+  -- (it was on a paid plan then) and the owner has since filled the free places.
+  if (app_private.organization_plan(v_org.id)).id = 'free' then
+    perform app_private.assert_free_organization_available(v_user_id, v_org.id);
+  end if;
   update app_public.organizations o set deleted_at = null where o.id = v_org.id returning * into v_org;
   perform app_private.record_audit_event(v_org.id, 'organization.restored', 'organization', v_org.id,
     jsonb_build_object('by', v_user_id));
@@ -84,7 +90,7 @@ begin
 end;
 $$;
 comment on function app_public.restore_organization(uuid) is
-  E'@resultFieldName organization\nRestores a deleted organization (owners, within 30 days: RESTORE_WINDOW_PASSED after).';
+  E'@resultFieldName organization\nRestores a deleted organization (owners, within 30 days: RESTORE_WINDOW_PASSED after; ORGANIZATION_LIMIT_REACHED if it would make more free organizations than the free plan allows).';
 
 -- The daily job: organizations deleted more than 30 days ago, with everything in them.
 -- tenantbase.allow_prune lets the cascade delete append-only rows (the audit log) for this

@@ -17,7 +17,7 @@ test("the server writes the environment's settings; SQL reads them", async () =>
   const { rows } = await db.owner.query(
     "select extract(epoch from (s).reset_token_ttl)::int as reset, (s).verified_email_required_for as req, (s).attempt_limits -> 'authenticate' -> 'email' as auth from app_private.account_settings() s",
   );
-  expect(rows[0]).toEqual({ reset: 600, req: [], auth: { max: 3, seconds: 60 } });
+  expect(rows[0]).toEqual({ reset: 600, req: [], auth: { max: 3, seconds: 60, maxDelay: 30 } });
   await writeAccountSettings(db.owner, accountsConfig({}));
   const again = await db.owner.query("select extract(epoch from (s).reset_token_ttl)::int as reset from app_private.account_settings() s");
   expect(again.rows[0].reset).toBe(3600);

@@ -90,6 +90,24 @@ test("a deleted organization disappears for everyone; its owners list and restor
   ]);
 });
 
+test("restorable free organizations count toward the free limit; restoring past it is ORGANIZATION_LIMIT_REACHED", async () => {
+  const owner = await createUser(db);
+  const paid = await createOrganization(db, owner, "Paid Then");
+  await db.owner.query("update app_public.organizations set plan_id = 'pro' where id = $1", [paid.id]);
+  await del(owner, paid.id); // deleted while on a paid plan: it did not count
+  const free = [await createOrganization(db, owner, "Free A"), await createOrganization(db, owner, "Free B")];
+  await del(owner, free[0].id); // deleted and restorable: it still counts
+  await createOrganization(db, owner, "Free C");
+  await expectCode(db.queryAs(owner, "select app_public.create_organization('Free D')"), "ORGANIZATION_LIMIT_REACHED");
+  // restoring the counted one changes nothing in the count: allowed
+  await restore(owner, free[0].id);
+  // the paid one lapsed to free while deleted: restoring it would make a 4th
+  await db.owner.query("update app_public.organizations set plan_id = 'free' where id = $1", [paid.id]);
+  await expectCode(restore(owner, paid.id), "ORGANIZATION_LIMIT_REACHED");
+  const { rows } = await db.owner.query("select deleted_at from app_public.organizations where id = $1", [paid.id]);
+  expect(rows[0].deleted_at).not.toBeNull();
+});
+
 test("after 30 days restoring is refused and the daily job deletes it with every tenant row", async () => {
   const { a, b } = await enterpriseTenants();
   await db.queryAs(a.admin, "select app_public.create_api_key($1, 'k')", [a.org.id]);

@@ -27,6 +27,18 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
+/**
+ * Hourly quotas count per UTC clock hour: a test that crossed the hour would see its window
+ * start again. Tests that fill a window start at least 30 s before the hour turns (waiting for
+ * the turn when closer), whatever the clock says.
+ */
+async function awayFromTheHourTurn() {
+  const { rows } = await db.owner.query("select extract(epoch from app_hidden.quota_hour_start(now()) + interval '1 hour' - clock_timestamp()) as left");
+  const left = Number(rows[0].left);
+  if (left < 30) await new Promise((resolve) => setTimeout(resolve, (left + 1) * 1000));
+}
+beforeEach(() => awayFromTheHourTurn(), 45000);
+
 const { project, start, fail } = generationHelpers(() => db);
 const { reserve, release } = creditHelpers(() => db);
 

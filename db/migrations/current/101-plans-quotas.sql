@@ -3,6 +3,8 @@
 -- app_public.plans), checked where the thing is created, under a row lock so that concurrent
 -- requests count each other:
 -- - max_api_keys: live API keys (not revoked, not expired); API_KEY_LIMIT_REACHED past it;
+-- - max_api_keys_created_per_hour: keys created per clock hour (UTC), revoked ones included, so
+--   create/revoke cycles stop; QUOTA_EXCEEDED;
 -- - max_generations_per_hour / max_generations_per_period: generations started in the current
 --   clock hour (UTC) / usage period, failed ones included; QUOTA_EXCEEDED;
 -- - max_projects_created_per_hour: projects created or restored in the current clock hour (a
@@ -11,6 +13,7 @@
 -- - max_open_reservations: credit reservations open at once (each one holds a job in the shared
 --   queue until it expires); QUOTA_EXCEEDED.
 alter table app_public.plans add column if not exists max_api_keys int;
+alter table app_public.plans add column if not exists max_api_keys_created_per_hour int;
 alter table app_public.plans add column if not exists max_generations_per_hour int;
 alter table app_public.plans add column if not exists max_generations_per_period int;
 alter table app_public.plans add column if not exists max_projects_created_per_hour int;
@@ -19,6 +22,7 @@ alter table app_public.plans add column if not exists max_open_reservations int;
 alter table app_public.plans drop constraint if exists plans_quotas_check;
 alter table app_public.plans add constraint plans_quotas_check check (
   coalesce(max_api_keys, 0) >= 0
+  and coalesce(max_api_keys_created_per_hour, 0) >= 0
   and coalesce(max_generations_per_hour, 0) >= 0
   and coalesce(max_generations_per_period, 0) >= 0
   and coalesce(max_projects_created_per_hour, 0) >= 0
@@ -26,6 +30,8 @@ alter table app_public.plans add constraint plans_quotas_check check (
   and coalesce(max_open_reservations, 0) >= 0);
 comment on column app_public.plans.max_api_keys is
   'Live (not revoked, not expired) API keys an organization on this plan may have (null: any number). API_KEY_LIMIT_REACHED past it.';
+comment on column app_public.plans.max_api_keys_created_per_hour is
+  'API keys an organization may create per clock hour (UTC), revoked ones included (null: no limit). QUOTA_EXCEEDED past it.';
 comment on column app_public.plans.max_generations_per_hour is
   'Generations an organization may start per clock hour (UTC), failed ones included (null: no limit). QUOTA_EXCEEDED past it.';
 comment on column app_public.plans.max_generations_per_period is
@@ -40,6 +46,8 @@ comment on column app_public.plans.max_open_reservations is
 -- Data: the quotas of the plans this project ships (only where still unset).
 update app_public.plans set max_api_keys = case id when 'free' then 10 when 'pro' then 50 else 200 end
  where max_api_keys is null and id in ('free', 'pro', 'enterprise');
+update app_public.plans set max_api_keys_created_per_hour = case id when 'free' then 30 when 'pro' then 200 else 1000 end
+ where max_api_keys_created_per_hour is null and id in ('free', 'pro', 'enterprise');
 update app_public.plans set max_generations_per_hour = case id when 'free' then 100 when 'pro' then 2000 else 20000 end
  where max_generations_per_hour is null and id in ('free', 'pro', 'enterprise');
 update app_public.plans set max_generations_per_period = case id when 'free' then 2000 when 'pro' then 200000 end

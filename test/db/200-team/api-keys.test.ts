@@ -120,12 +120,37 @@ describe("live keys per organization (plans.max_api_keys)", () => {
   });
 
   test("the shipped plans carry a limit", async () => {
-    const { rows } = await db.owner.query("select id, max_api_keys from app_public.plans where id in ('free', 'pro', 'enterprise') order by max_api_keys");
+    const { rows } = await db.owner.query(
+      "select id, max_api_keys, max_api_keys_created_per_hour from app_public.plans where id in ('free', 'pro', 'enterprise') order by max_api_keys",
+    );
     expect(rows).toEqual([
-      { id: "free", max_api_keys: 10 },
-      { id: "pro", max_api_keys: 50 },
-      { id: "enterprise", max_api_keys: 200 },
+      { id: "free", max_api_keys: 10, max_api_keys_created_per_hour: 30 },
+      { id: "pro", max_api_keys: 50, max_api_keys_created_per_hour: 200 },
+      { id: "enterprise", max_api_keys: 200, max_api_keys_created_per_hour: 1000 },
     ]);
+  });
+
+  test("create/revoke cycles stop at the hourly creation quota (revoked keys still count)", async () => {
+    const owner = await createUser(db);
+    const org = await createOrganization(db, owner, "Key Cycles");
+    await db.owner.query(
+      `insert into app_public.plans (id, name, max_api_keys, max_api_keys_created_per_hour) values ('keycycle', 'Cycles', 2, 4)
+       on conflict (id) do update set max_api_keys = 2, max_api_keys_created_per_hour = 4`,
+    );
+    await setPlan(db, org.id, "keycycle");
+    // (hourly windows are UTC clock hours: start at least 30 s before the hour turns)
+    const { rows } = await db.owner.query("select extract(epoch from app_hidden.quota_hour_start(now()) + interval '1 hour' - clock_timestamp()) as left");
+    if (Number(rows[0].left) < 30) await new Promise((resolve) => setTimeout(resolve, (Number(rows[0].left) + 1) * 1000));
+    for (let i = 0; i < 4; i++) {
+      const key = await createKey(owner, org.id, `cycle ${i}`);
+      await db.queryAs(owner, "select app_public.revoke_api_key($1)", [key.id]);
+    }
+    const refused = await db.queryAs(owner, "select app_public.create_api_key($1, 'cycle 4')", [org.id]).catch((e) => e);
+    expect(refused.detail).toBe("QUOTA_EXCEEDED");
+    expect(JSON.parse(refused.hint)).toMatchObject({ quota: "apiKeysCreatedPerHour", limit: 4 });
+    // the next clock hour starts again
+    await db.owner.query("update app_private.hourly_quota_usage set window_start = window_start - interval '1 hour' where organization_id = $1", [org.id]);
+    await createKey(owner, org.id, "cycle 5");
   });
 
   test("30 concurrent creations against a limit of 5, on 30 connections: exactly 5 succeed", async () => {

@@ -225,6 +225,26 @@ describe("a key never does more than its creator may do now", () => {
     await queryAsApiKey(db, t.adminKey.id, "select app_public.delete_project($1)", [rows[0].id]);
   });
 
+  test("keys created while their creator is being demoted or removed, concurrently: none acts above the creator", async () => {
+    for (let round = 0; round < 8; round++) {
+      const t = await team();
+      const change = round % 2
+        ? db.queryAs(t.owner, "select app_public.change_member_role($1, $2, 'member')", [t.org.id, t.admin.userId])
+        : db.queryAs(t.owner, "select app_public.remove_member($1, $2)", [t.org.id, t.admin.userId]);
+      const created = await Promise.allSettled([
+        ...Array.from({ length: 4 }, (_, i) => createKey(t.admin, t.org.id, `racing ${i}`, "admin")),
+        change,
+      ]);
+      expect(created[4].status).toBe("fulfilled");
+      const keys = [t.adminKey, ...created.slice(0, 4).flatMap((r) => (r.status === "fulfilled" ? [r.value] : []))];
+      for (const key of keys) {
+        const view = await keyView(key.id, t.org.id);
+        expect(view.admin).toBe(false);
+        if (round % 2 === 0) expect(view.member).toBe(false);
+      }
+    }
+  });
+
   test("a key whose creator is no longer a member sees nothing even if it escaped revocation", async () => {
     const t = await team();
     // what a key created concurrently with its creator's removal would look like

@@ -124,7 +124,7 @@ begin
     select count(*) into v_stored from (
       select 1 from app_public.projects p
       where p.organization_id = assert_project_quota.organization_id
-      limit v_plan.max_stored_projects + 1
+      limit v_plan.max_stored_projects::bigint + 1
     ) s;
     if v_stored > v_plan.max_stored_projects then
       perform app_private.raise_quota_exceeded('storedProjects', v_plan.max_stored_projects, null,

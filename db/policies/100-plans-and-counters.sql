@@ -43,3 +43,7 @@ create policy insert_member on app_public.projects for insert to app_user
 create policy update_member on app_public.projects for update to app_user
   using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]) and deleted_at is null)
   with check (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
+
+-- hourly_quota_usage: internal counts for the hourly quotas (100-plans/quotas.sql); no app role
+-- reads them.
+select app_private.secure_table('app_private.hourly_quota_usage');

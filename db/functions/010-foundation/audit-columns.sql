@@ -28,6 +28,8 @@ create or replace trigger _100_audit_columns before insert or update on app_publ
   for each row execute function app_private.tg_audit_columns();
 create or replace trigger _100_audit_columns before insert or update on app_private.invitation_sends
   for each row execute function app_private.tg_audit_columns();
+create or replace trigger _100_audit_columns before insert or update on app_private.hourly_quota_usage
+  for each row execute function app_private.tg_audit_columns();
 create or replace trigger _100_audit_columns before insert or update on app_private.user_secrets
   for each row execute function app_private.tg_audit_columns();
 create or replace trigger _100_audit_columns before insert or update on app_private.sessions

@@ -37,11 +37,15 @@ begin
     where m.user_id = v_user_id
       and o.deleted_at is null;
   elsif v_api_key_id is not null then
+    -- A key never acts with more than its creator's current role in the organization, and not
+    -- at all once its creator is no longer a member (200-team/api-keys.sql): one primary-key
+    -- probe, read in this transaction, so no demotion can race past it.
     select coalesce(array_agg(k.organization_id), '{}'),
-           coalesce(array_agg(k.organization_id) filter (where k.role >= 'admin'), '{}')
+           coalesce(array_agg(k.organization_id) filter (where k.role >= 'admin' and m.role >= 'admin'), '{}')
       into v_member, v_admin
     from app_public.api_keys k
     join app_public.organizations o on o.id = k.organization_id
+    join app_public.organization_members m on m.organization_id = k.organization_id and m.user_id = k.created_by
     where k.id = v_api_key_id
       and k.revoked_at is null
       and (k.expires_at is null or k.expires_at > now())

@@ -1,4 +1,4 @@
--- Plan limits: seats (members plus pending invitations) and projects, enforced under the counter-row lock.
+-- Plan limits: seats (members plus pending invitations), projects and API keys, enforced under the counter-row lock.
 
 -- Pending, unexpired invitations hold a seat. While an invitation is being accepted
 -- (tenantbase.seat_check = 'members_only', set by accept_invitation for one insert) they do not:
@@ -74,6 +74,46 @@ end;
 $$;
 comment on function app_private.assert_project_available(uuid, int) is
   'Locks the counter row and raises PROJECT_LIMIT_REACHED unless extra more projects fit the plan.';
+
+-- The same for live API keys (not revoked, not expired): API_KEY_LIMIT_REACHED. A key that
+-- expires frees its place by itself; revoking one frees it at once. Creations are also counted
+-- per clock hour (max_api_keys_created_per_hour, QUOTA_EXCEEDED, 100-plans/quotas.sql), so
+-- create/revoke cycles cannot pile up rows and audit entries.
+create or replace function app_private.assert_api_key_available(organization_id uuid) returns void
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_plan app_public.plans;
+  v_live int;
+begin
+  perform 1 from app_public.usage_counters c
+  where c.organization_id = assert_api_key_available.organization_id
+  for update;
+  if not found then
+    perform app_hidden.raise_error('NOT_FOUND', 'No such organization.');
+  end if;
+  v_plan := app_private.organization_plan(assert_api_key_available.organization_id);
+  if v_plan.max_api_keys is not null then
+    select count(*) into v_live from (
+      select 1 from app_public.api_keys k
+      where k.organization_id = assert_api_key_available.organization_id
+        and k.revoked_at is null
+        and (k.expires_at is null or k.expires_at > now())
+      limit v_plan.max_api_keys
+    ) s;
+    if v_live >= v_plan.max_api_keys then
+      perform app_hidden.raise_error_with('API_KEY_LIMIT_REACHED',
+        format('The %s plan allows %s live API keys; revoke one first.', v_plan.name, v_plan.max_api_keys),
+        jsonb_build_object('limit', v_plan.max_api_keys));
+    end if;
+  end if;
+  perform app_private.consume_hourly_quota(assert_api_key_available.organization_id, 'apiKeysCreatedPerHour',
+    v_plan.max_api_keys_created_per_hour, 'API keys created');
+end;
+$$;
+comment on function app_private.assert_api_key_available(uuid) is
+  'Locks the counter row and raises API_KEY_LIMIT_REACHED when the organization has as many live API keys as its plan allows.';
 
 -- Seats. A member row counts while it is not soft-deleted; the column is read through to_jsonb so
 -- this keeps working whether or not organization_members has a deleted_at column.

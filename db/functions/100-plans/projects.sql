@@ -32,6 +32,8 @@ declare
 begin
   if v_new_counts and not v_old_counts then
     perform app_private.assert_project_available(new.organization_id, 1);
+    -- created or restored by a client: the hourly and stored-rows quotas (quotas.sql)
+    perform app_private.assert_project_quota(new.organization_id, tg_op = 'INSERT');
     update app_public.usage_counters c set project_count = c.project_count + 1
     where c.organization_id = new.organization_id;
   elsif v_old_counts and not v_new_counts then
@@ -99,7 +101,7 @@ begin
 end;
 $$;
 comment on function app_public.restore_project(uuid) is
-  E'@resultFieldName project\nRestores a soft-deleted project (admins and owners), if the plan has room (PROJECT_LIMIT_REACHED).';
+  E'@resultFieldName project\nRestores a soft-deleted project (admins and owners), if the plan has room (PROJECT_LIMIT_REACHED). A restore counts as a creation in the hourly quota (QUOTA_EXCEEDED).';
 
 create or replace trigger _010_validate before insert or update on app_public.projects
   for each row execute function app_private.tg_projects_validate();

@@ -44,6 +44,8 @@ begin
     perform app_hidden.raise_error('INSUFFICIENT_CREDITS',
       format('Not enough credits: %s available, %s requested.', v_account.available, amount));
   end if;
+  -- each open reservation holds a job in the shared queue: at most the plan's number at once
+  perform app_private.assert_reservation_quota(reserve_credits.organization_id);
 
   insert into app_public.credit_reservations (organization_id, amount, idempotency_key, system_key, expires_at)
   values (reserve_credits.organization_id, amount, idempotency_key, v_system_key, now() + make_interval(secs => ttl_seconds))
@@ -182,6 +184,13 @@ begin
       settled_at = now()
   where r.organization_id = v_reservation.organization_id and r.id = v_reservation.id
   returning * into v_reservation;
+
+  -- Settled before it expired: its expiry job has nothing left to do, so it leaves the shared
+  -- queue now, in this transaction (with the key reserve_credits gave it), instead of waiting
+  -- there until expires_at. (An expiry is run by that job itself.)
+  if settle_reservation.status in ('captured', 'released') then
+    perform graphile_worker.remove_job('credits:expire-reservation:' || v_reservation.id);
+  end if;
 
   -- Credits returned to a grant that expired meanwhile expire now.
   perform app_private.expire_due_grants_locked(settle_reservation.organization_id);

@@ -49,6 +49,8 @@ begin
   ) then
     perform app_hidden.raise_error('NOT_FOUND', 'No such project.');
   end if;
+  -- per-hour and per-period quotas of the plan (100-plans/quotas.sql); a replay above is free
+  perform app_private.assert_generation_quota(organization_id);
 
   -- Keyed by the new generation's id, a system key: a client's reservation can never be taken for
   -- it (the client's idempotency key is the generation's own, checked above).

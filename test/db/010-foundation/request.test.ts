@@ -54,6 +54,23 @@ test("an API key sees its organization; once revoked it sees none", async () => 
   expect((await queryAsApiKey(db, keyId, "select * from app_public.organization_members")).rows).toEqual([]);
 });
 
+test("an API key's role is capped at its creator's current role, read in the request's own transaction", async () => {
+  const cast = await twoTenants(db);
+  const { rows: keys } = await db.queryAs(cast.a.admin, "select (k.api_key).id from app_public.create_api_key($1, 'ci', 'admin') k", [cast.a.org.id]);
+  const keyId = keys[0].id;
+  expect((await queryAsApiKey(db, keyId, settings)).rows[0]).toEqual({ member: [cast.a.org.id], admin: [cast.a.org.id] });
+  await db.owner.query("update app_public.organization_members set role = 'member' where organization_id = $1 and user_id = $2", [cast.a.org.id, cast.a.admin.userId]);
+  expect((await queryAsApiKey(db, keyId, settings)).rows[0]).toEqual({ member: [cast.a.org.id], admin: [] });
+  // removed: nothing, even before (or without) the revocation
+  await db.owner.query("alter table app_public.organization_members disable trigger _210_revoke_api_keys");
+  try {
+    await db.owner.query("delete from app_public.organization_members where organization_id = $1 and user_id = $2", [cast.a.org.id, cast.a.admin.userId]);
+  } finally {
+    await db.owner.query("alter table app_public.organization_members enable trigger _210_revoke_api_keys");
+  }
+  expect((await queryAsApiKey(db, keyId, settings)).rows[0]).toEqual({ member: [], admin: [] });
+});
+
 test("createOrganization: the new organization is visible to the same transaction's later statements", async () => {
   const user = await createUser(db);
   const result = await db.as(user, async (client) => {

@@ -117,3 +117,39 @@ test("when its reservation expires, a running generation fails and cannot be com
   expect(await account(org.id)).toEqual({ available: 100, reserved: 0 });
   await expectConsistent();
 });
+
+test("a captured or released reservation takes its expiry job out of the shared queue in the same transaction", async () => {
+  const { org, owner } = await emptyOrganization();
+  await db.owner.query("select app_private.grant_credits($1, 100, 'purchase', null, null)", [org.id]);
+  const queued = async () =>
+    Number((await db.owner.query(`select count(*) from graphile_worker.jobs
+       where key in (select 'credits:expire-reservation:' || r.id from app_public.credit_reservations r where r.organization_id = $1)`, [org.id])).rows[0].count);
+  const pairs: { id: string }[] = [];
+  for (let i = 0; i < 20; i++) pairs.push(await reserve(owner, org.id, 1, `pair-${i}`));
+  expect(await queued()).toBe(20);
+  for (const r of pairs.slice(0, 10)) await release(owner, r.id);
+  for (const r of pairs.slice(10, 19)) await capture(owner, r.id, 1);
+  expect(await queued()).toBe(1); // only the open one keeps its job
+  const { rows } = await db.owner.query("select key from graphile_worker.jobs where key like 'credits:expire-reservation:%' and key = any($1)", [
+    pairs.map((r) => `credits:expire-reservation:${r.id}`),
+  ]);
+  expect(rows).toEqual([{ key: `credits:expire-reservation:${pairs[19].id}` }]);
+
+  // a settlement that rolls back keeps the job
+  await db.as(owner, async (client) => {
+    await client.query("savepoint s");
+    await client.query("select * from app_public.release_credits($1, null)", [pairs[19].id]);
+    await client.query("rollback to savepoint s");
+  });
+  expect(await queued()).toBe(1);
+
+  // generations: completing or failing one removes its reservation's job too
+  const p = await project(owner, org.id);
+  const g1 = await start(owner, org.id, p, 5, "job-g1");
+  const g2 = await start(owner, org.id, p, 5, "job-g2");
+  expect(await queued()).toBe(3);
+  await complete(owner, g1.id, 3);
+  await db.queryAs(owner, "select app_public.fail_generation($1, 'x')", [g2.id]);
+  expect(await queued()).toBe(1);
+  await expectConsistent();
+});

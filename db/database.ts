@@ -92,7 +92,10 @@ export async function prepareDatabase(config: Config, log: (line: string) => voi
       "migrating the database",
       { timeoutMs: config.startupLockTimeoutMs, log },
       async () => {
-        await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
+        // Outside production, the uncommitted migrations in db/migrations/current/ run too (as
+        // under db:watch and the tests): a table made with `npm run new:table` is served by
+        // `npm start` and the e2e tests before anyone commits it. Production runs committed ones only.
+        await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log, includeCurrent: !config.isProduction });
         if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, {
           warn: (fields, message) => log(`${message} (${(fields as { error?: string }).error ?? "unknown reason"})`),
         });

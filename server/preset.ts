@@ -76,6 +76,10 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     ],
     gather: {
       pgJwtTypes: "app_public.jwt_token",
+      // Strict inputs: an argument without a default is required (non-null in the schema, so a
+      // typed client flags a missing one); an argument with a default stays optional. A function
+      // that takes null for an argument says so with `default null`.
+      pgStrictFunctions: true,
     },
     schema: {
       // Rows of a connection are never null (`nodes: [Generation!]!`): typed clients need no

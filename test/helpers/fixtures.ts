@@ -2,6 +2,9 @@
 // is something else. Tests of registration itself go through app_public.register.
 
 import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { projectRoot } from "../../core/paths.ts";
 import type { TestDatabase, Actor } from "./db.ts";
 
 export interface TestUser extends Actor {
@@ -58,4 +61,31 @@ export async function twoTenants(db: TestDatabase) {
     return { org, owner, admin, member };
   };
   return { a: await make("Alpha"), b: await make("Beta") };
+}
+
+/**
+ * Table fixtures: one row in each table whose domain declares one, in
+ * test/db/<domain>/<table>.fixture.sql (npm run new:table writes it with the table). Each file is
+ * one statement, run as app_owner with $1 = an organization's id and $2 = one of its members'
+ * user id. For tests that need a row in every table (test/workers/backup.test.ts): a new table
+ * brings its own row and no shared test needs an edit. Returns the files it ran.
+ */
+export async function fillTableFixtures(db: TestDatabase, organizationId: string, userId: string): Promise<string[]> {
+  const root = path.join(projectRoot, "test", "db");
+  const files = readdirSync(root, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .flatMap((dir) =>
+      readdirSync(path.join(root, dir.name))
+        .filter((file) => file.endsWith(".fixture.sql"))
+        .map((file) => path.join(root, dir.name, file)),
+    )
+    .sort();
+  for (const file of files) {
+    try {
+      await db.owner.query(readFileSync(file, "utf8"), [organizationId, userId]);
+    } catch (error) {
+      throw new Error(`${path.relative(projectRoot, file)}: ${(error as Error).message}`);
+    }
+  }
+  return files.map((file) => path.relative(projectRoot, file));
 }

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { twoTenants, createUser, createOrganization } from "../helpers/fixtures.ts";
+import { twoTenants, createUser, createOrganization, fillTableFixtures } from "../helpers/fixtures.ts";
 import {
   createBackup,
   findPgTool,
@@ -147,6 +147,8 @@ async function fillOtherTables(a: Awaited<ReturnType<typeof twoTenants>>["a"]) {
   await db.owner.query(
     "insert into app_private.backup_runs (kind, file, ok, started_at, finished_at) values ('backup', '/earlier.dump', true, now(), now())",
   );
+  // tables that declare their own fixture row (test/db/<domain>/<table>.fixture.sql)
+  await fillTableFixtures(db, a.org.id, a.member.userId);
 }
 
 afterAll(async () => {

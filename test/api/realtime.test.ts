@@ -73,6 +73,26 @@ test("A's subscriber gets A's generation completing, with its balance", async ()
   expect(done.data.generationUpdated.creditAccount).toEqual({ available: expect.any(String), reserved: "0" });
 });
 
+// Issue 20, item 9: the row used to be read at delivery time, so a generation completed right
+// after it started was told `succeeded` twice and never `running`.
+test("each change is delivered as it was: running, then succeeded, each once and in order", async () => {
+  const c = client(tenants.a.member);
+  const sub = subscribe(c, GENERATIONS, { org: tenants.a.org.id });
+  await sub.waitForCount(1);
+  const id = await startGeneration();
+  await server.graphql(COMPLETE, { id }, tenants.a.member);
+  await sub.waitFor((m) => m.data?.generationUpdated?.generation?.status === "succeeded");
+  await sleep(300); // nothing more should come
+  const statuses = sub.messages
+    .map((m) => m.data?.generationUpdated)
+    .filter((u) => u?.generationId === id)
+    .map((u) => [u.generation.status, u.generation.creditsCharged]);
+  expect(statuses).toEqual([
+    ["running", null],
+    ["succeeded", "3"],
+  ]);
+});
+
 test("B's subscriber of A's organization id is refused and receives nothing", async () => {
   const c = client(tenants.b.owner);
   const sub = subscribe(c, GENERATIONS, { org: tenants.a.org.id });

@@ -13,7 +13,7 @@
 // it contains (those reads share one transaction per event: delivery.ts).
 
 import type pg from "pg";
-import type { GrafastSubscriber } from "postgraphile/grafast";
+import { SafeError, type GrafastSubscriber } from "postgraphile/grafast";
 import { withSettings } from "../../db/transaction.ts";
 import { pgSettingsFor } from "../auth.ts";
 import type { ConnectionCredentials } from "./credentials.ts";
@@ -172,8 +172,10 @@ class Subscription implements HubSubscriber, AsyncIterableIterator<RealtimeEvent
   readonly projectId: string | null;
   leave: (() => void) | null = null;
   private readonly queue: RealtimeEvent[] = [];
-  private waiting: ((result: IteratorResult<RealtimeEvent>) => void) | null = null;
+  private waiting: { resolve(result: IteratorResult<RealtimeEvent>): void; reject(error: unknown): void } | null = null;
   private finished = false;
+  /** Set when delivery was interrupted: the subscription ends with this error, not quietly. */
+  private failure: Error | null = null;
   private readonly view: ReturnType<RealtimeSession["hubView"]>;
 
   constructor(session: RealtimeSession, request: RealtimeRequest) {
@@ -192,7 +194,7 @@ class Subscription implements HubSubscriber, AsyncIterableIterator<RealtimeEvent
     this.view.delivered();
     const value = event as RealtimeEvent;
     if (this.waiting) {
-      const resolve = this.waiting;
+      const { resolve } = this.waiting;
       this.waiting = null;
       resolve({ done: false, value });
     } else {
@@ -202,6 +204,11 @@ class Subscription implements HubSubscriber, AsyncIterableIterator<RealtimeEvent
 
   stop(status: DeliveryStatus | "failed") {
     if (status === "session_ended") this.view.sessionEnded();
+    // The LISTEN connection was lost or the check failed: events may have been missed, so the
+    // client is told (and subscribes again, getting a new first message).
+    if (status === "failed" && !this.finished) {
+      this.failure = new SafeError("Realtime delivery was interrupted; subscribe again.", { code: "DATABASE_UNAVAILABLE" });
+    }
     void this.finish();
   }
 
@@ -211,9 +218,10 @@ class Subscription implements HubSubscriber, AsyncIterableIterator<RealtimeEvent
       this.queue.length = 0;
       this.leave?.();
       this.leave = null;
-      const resolve = this.waiting;
+      const waiting = this.waiting;
       this.waiting = null;
-      resolve?.({ done: true, value: undefined });
+      if (waiting && this.failure) waiting.reject(this.failure);
+      else waiting?.resolve({ done: true, value: undefined });
     }
     return { done: true, value: undefined };
   }
@@ -224,9 +232,9 @@ class Subscription implements HubSubscriber, AsyncIterableIterator<RealtimeEvent
 
   next(): Promise<IteratorResult<RealtimeEvent>> {
     if (this.queue.length > 0) return Promise.resolve({ done: false, value: this.queue.shift()! });
-    if (this.finished) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => {
-      this.waiting = resolve;
+    if (this.finished) return this.failure ? Promise.reject(this.failure) : Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
     });
   }
 

@@ -282,3 +282,16 @@ test("queries and mutations are not served over the websocket", async () => {
   expect(sub.messages).toEqual([]);
   expect((sub.error as any)?.[0]?.extensions?.code ?? (sub.error as any)?.[0]?.message).toBe("SUBSCRIPTIONS_ONLY");
 });
+
+// (last: it cuts this server's LISTEN connection)
+test("a lost LISTEN connection ends subscriptions with an error (events may have been missed), and subscribing again works", async () => {
+  const c = client(tenants.a.member);
+  const sub = subscribe(c, CREDITS, { org: tenants.a.org.id });
+  await sub.waitForCount(1);
+  await db.root.query("select pg_terminate_backend(pid) from pg_stat_activity where query like 'LISTEN %' and pid <> pg_backend_pid()");
+  await sub.ended();
+  expect(JSON.stringify([sub.messages, sub.error])).toContain("DATABASE_UNAVAILABLE");
+  const again = subscribe(c, CREDITS, { org: tenants.a.org.id });
+  await again.waitForCount(1);
+  expect(again.messages[0].data.creditAccountUpdated.initial).toBe(true);
+});

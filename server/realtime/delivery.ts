@@ -4,10 +4,12 @@
 // organization's event with 1,000 subscribers took 1,000 connections' turns from every other
 // tenant. Here the reads that arrive together (those of one event: every subscriber's
 // execution starts in the same turn of the event loop, see hub.ts) share ONE transaction on one
-// connection: each read runs in its own savepoint with its own settings and start_request(),
-// exactly as it would alone (RLS decides what each subscriber sees), and at most
-// `connections` such transactions are open at once, whatever the number of subscribers. A
-// transaction takes at most BATCH reads; the rest wait for the next one.
+// connection: each read first sets its own settings (the claims of the reader before it are
+// cleared) and runs start_request(), exactly as a request would (RLS decides what each
+// subscriber sees), and at most `connections` such transactions are open at once, whatever the
+// number of subscribers. A transaction takes at most BATCH reads; the rest wait for the next
+// one. A read that fails (an ended session, a statement timeout) rolls the transaction back and
+// the next read starts a new one: no savepoints, so no subtransactions pile up.
 
 import type pg from "pg";
 import { escapeLiteral } from "pg";
@@ -84,16 +86,14 @@ export function createDeliveryReads(pool: pg.Pool, connections: number): Deliver
         for (const key of claims) if (!(key in read.settings)) entries.push([key, ""]);
         try {
           await client.query(
-            "savepoint delivery; select set_config(el->>0, el->>1, true) from json_array_elements(" +
+            "select set_config(el->>0, el->>1, true) from json_array_elements(" +
               escapeLiteral(JSON.stringify(entries)) +
               "::json) el; select app_hidden.start_request()",
           );
-          const result = await pgAdaptor.makeWithPgClientViaPgClientAlreadyInTransaction(client, true)(null, read.callback);
-          await client.query("release savepoint delivery");
-          read.resolve(result);
+          read.resolve(await pgAdaptor.makeWithPgClientViaPgClientAlreadyInTransaction(client, true)(null, read.callback));
         } catch (error) {
           read.reject(error);
-          await client.query("rollback to savepoint delivery");
+          await client.query("rollback; begin");
         }
       }
       await client.query("commit");

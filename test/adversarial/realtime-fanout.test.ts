@@ -9,7 +9,9 @@
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { addMember, createUser, twoTenants } from "../helpers/fixtures.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { createApiKey } from "../helpers/team.ts";
 import { connect, sleep, subscribe, type RealtimeClient, type Subscription } from "../helpers/realtime.ts";
+import { createDeliveryReads } from "../../server/realtime/delivery.ts";
 
 let db: TestDatabase;
 let server: TestServer;
@@ -147,4 +149,35 @@ test("a plan's subscription budget replaces the default", async () => {
   } finally {
     await db.owner.query("update app_public.organizations set plan_id = 'free' where id = $1", [tenants.b.org.id]);
   }
+});
+
+test("reads of different subscribers in one shared transaction never see each other's claims", async () => {
+  const key = await createApiKey(db, tenants.a.owner, tenants.a.org.id, "shared-tx");
+  const reads = createDeliveryReads(server.app.authPool, 1);
+  const as = (settings: Record<string, string>) =>
+    reads.withPgClient(settings, async (client: any) => {
+      const { rows } = await client.query({
+        text: `select nullif(current_setting('jwt.claims.user_id', true), '') as user_id,
+                      nullif(current_setting('jwt.claims.api_key_id', true), '') as key_id,
+                      (select array_agg(organization_id::text order by organization_id) from app_public.credit_accounts) as visible`,
+      });
+      return rows[0];
+    });
+  const user = (u: typeof tenants.a.member) => ({ role: "app_user", "jwt.claims.user_id": u.userId, "jwt.claims.session_id": u.sessionId });
+  const before = reads.transactions();
+  // asked in one turn: one transaction, in this order
+  const [aKey, bUser, aUser, ended] = await Promise.allSettled([
+    as({ role: "app_user", "jwt.claims.api_key_id": key.id }),
+    as(user(tenants.b.member)),
+    as(user(tenants.a.member)),
+    as({ role: "app_user", "jwt.claims.user_id": tenants.a.admin.userId, "jwt.claims.session_id": "00000000-0000-7000-8000-000000000009" }),
+  ]);
+  expect(aKey).toEqual({ status: "fulfilled", value: { user_id: null, key_id: key.id, visible: [tenants.a.org.id] } });
+  expect(bUser).toEqual({ status: "fulfilled", value: { user_id: tenants.b.member.userId, key_id: null, visible: [tenants.b.org.id] } });
+  expect(aUser).toEqual({ status: "fulfilled", value: { user_id: tenants.a.member.userId, key_id: null, visible: [tenants.a.org.id] } });
+  // an ended session is refused as a request would be, and the reads after it still run
+  expect(ended).toMatchObject({ status: "rejected", reason: { detail: "INVALID_TOKEN" } });
+  expect(reads.transactions() - before).toBe(1);
+  const after = await as(user(tenants.b.member));
+  expect(after.visible).toEqual([tenants.b.org.id]);
 });

@@ -1,7 +1,8 @@
 // npm run bench:realtime — GraphQL subscriptions under load: 1,000 websocket subscribers (graphql-ws)
 // across 100 organizations, 10 per organization, each on generationUpdated of its organization.
 // Writers start generations through `pg` as members (one commit = one notification, fanned out to
-// the organization's 10 subscribers, each checked and read under its own settings). Printed: the
+// the organization's 10 subscribers: checked once for all of them, then each read under its own
+// settings, the ten reads in one transaction; server/realtime/hub.ts, delivery.ts). Printed: the
 // writers' commit rate without subscribers (the baseline, measured before and after) and with
 // them, deliveries per second, and latency from COMMIT sent to the message at the client, p50/p99.
 // Two loads with subscribers: paced at BENCH_RATE events/s (default 20, i.e. 200 messages/s: the

@@ -79,6 +79,18 @@ export interface RealtimeConfig {
   maxConnections: number;
   /** Milliseconds between keep-alive pings; a socket that misses a pong is closed. */
   keepaliveMs: number;
+  /**
+   * Websockets one organization may hold in this process (a plan's max_realtime_sockets
+   * replaces it): an API key's socket counts in its organization from connection_init, a user's
+   * socket in each organization it subscribes to. The next one gets SOCKET_LIMIT_REACHED.
+   */
+  maxConnectionsPerOrganization: number;
+  /** No organization holds more than this percentage of maxConnections, whatever its plan says. */
+  maxOrganizationSharePercent: number;
+  /** Subscriptions one organization may hold at once in this process (plan: max_realtime_subscriptions). */
+  maxSubscriptionsPerOrganization: number;
+  /** Pool connections the reading of delivered events may hold at once (each event is one transaction for all its subscribers). */
+  deliveryConnections: number;
 }
 
 export interface SecurityLimits {
@@ -316,6 +328,10 @@ export const DEFAULT_REALTIME: RealtimeConfig = {
   maxConnectionsPerUser: 10,
   maxConnections: 10_000,
   keepaliveMs: 12_000,
+  maxConnectionsPerOrganization: 1_000,
+  maxOrganizationSharePercent: 25,
+  maxSubscriptionsPerOrganization: 500,
+  deliveryConnections: 2,
 };
 
 export function realtimeConfig(env: Env = process.env): RealtimeConfig {
@@ -324,6 +340,10 @@ export function realtimeConfig(env: Env = process.env): RealtimeConfig {
     maxConnectionsPerUser: integer(env, "REALTIME_MAX_CONNECTIONS_PER_USER", DEFAULT_REALTIME.maxConnectionsPerUser, 1, 100_000),
     maxConnections: integer(env, "REALTIME_MAX_CONNECTIONS", DEFAULT_REALTIME.maxConnections, 1, 1_000_000),
     keepaliveMs: integer(env, "REALTIME_KEEPALIVE_MS", DEFAULT_REALTIME.keepaliveMs, 1000, 600_000),
+    maxConnectionsPerOrganization: integer(env, "REALTIME_MAX_CONNECTIONS_PER_ORGANIZATION", DEFAULT_REALTIME.maxConnectionsPerOrganization, 1, 1_000_000),
+    maxOrganizationSharePercent: integer(env, "REALTIME_MAX_ORGANIZATION_SHARE", DEFAULT_REALTIME.maxOrganizationSharePercent, 1, 100),
+    maxSubscriptionsPerOrganization: integer(env, "REALTIME_MAX_SUBSCRIPTIONS_PER_ORGANIZATION", DEFAULT_REALTIME.maxSubscriptionsPerOrganization, 1, 1_000_000),
+    deliveryConnections: integer(env, "REALTIME_DELIVERY_CONNECTIONS", DEFAULT_REALTIME.deliveryConnections, 1, 100),
   };
 }
 

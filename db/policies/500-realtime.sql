@@ -8,3 +8,8 @@ grant execute on function
   app_hidden.realtime_subscriber_status(uuid),
   app_hidden.realtime_subscribe(text, uuid, uuid)
 to app_user;
+
+grant execute on function
+  app_hidden.realtime_organization_limits(uuid),
+  app_hidden.realtime_follow(text, uuid, uuid)
+to app_user;

@@ -15,6 +15,8 @@ export interface ConnectionCredentials {
   expiresAt: number | null;
   /** The user or API key, for the per-user connection limit. */
   principal: string;
+  /** An API key's plan budget of sockets for its organization (null: the server default). */
+  maxOrganizationSockets?: number | null;
 }
 
 /** Refused at connection_init; the message is the close reason (kept under 123 bytes). */
@@ -41,12 +43,20 @@ export async function verifyConnection(
   if (!match) throw new ConnectionRefused("Authorization must be 'Bearer <token>'.");
   const token = match[1];
   if (token.startsWith(API_KEY_PREFIX)) {
-    const { rows } = await ownerPool.query("select api_key_id, organization_id from app_hidden.authenticate_api_key($1)", [token]);
+    // With the organization's plan budget of sockets: a key's socket counts in its organization
+    // from connection_init (websockets.ts).
+    const { rows } = await ownerPool.query(
+      `select k.api_key_id, k.organization_id, p.max_realtime_sockets
+       from app_hidden.authenticate_api_key($1) k
+       left join lateral app_private.organization_plan(k.organization_id) p on true`,
+      [token],
+    );
     if (rows.length !== 1) throw new ConnectionRefused("API key is not valid, revoked or expired.");
     return {
       identity: { role: "app_user", apiKeyId: rows[0].api_key_id, organizationId: rows[0].organization_id },
       expiresAt: null,
       principal: `key:${rows[0].api_key_id}`,
+      maxOrganizationSockets: rows[0].max_realtime_sockets ?? null,
     };
   }
   let claims: { userId: string; sessionId: string };

@@ -1,10 +1,20 @@
 // The subscription fields. Each one listen()s (Grafast's step) on the connection's RealtimeSession
-// (session.ts), which authorises the subscription in SQL and checks every event before passing
-// it on; the event carries ids, and the fields below read the rows with PostGraphile's own
-// resources under the subscriber's settings, so RLS decides what each subscriber sees.
+// (session.ts), which authorises the subscription in SQL; the process's hub (hub.ts) checks
+// every event for all its subscribers at once before passing it on.
+// - `generation` is the row as the change left it, carried by the notification (issue 20,
+//   item 9: a generation that completes 100 ms after starting is told `running`, then
+//   `succeeded`, never `succeeded` twice). It is served from that record (no table read), and
+//   only within the subscribed organization; its relations are read under RLS.
+// - The other fields read the rows now with PostGraphile's own resources under the subscriber's
+//   settings, so RLS decides what each subscriber sees. The reads of one event's subscribers
+//   share one transaction (delivery.ts): the plugin below hands realtime operations that
+//   withPgClient instead of the request path's.
 
 import { extendSchema } from "postgraphile/utils";
+import { pgSelect, TYPES } from "postgraphile/@dataplan/pg";
+import { sql } from "postgraphile/pg-sql2";
 import { access, constant, context, lambda, listen, type Step } from "postgraphile/grafast";
+import type { DeliveryReads } from "./delivery.ts";
 import { encodeRequest, type RealtimeKind, type RealtimeSession } from "./session.ts";
 
 declare global {
@@ -12,6 +22,8 @@ declare global {
     interface Context {
       /** Set for operations on an authenticated websocket (server/realtime/websockets.ts). */
       realtime?: RealtimeSession;
+      /** The event reads' withPgClient (delivery.ts), swapped in for realtime operations. */
+      realtimeWithPgClient?: DeliveryReads["withPgClient"];
     }
   }
 }
@@ -30,7 +42,26 @@ function subscribePlan(kind: RealtimeKind) {
   };
 }
 
-export const RealtimePlugin = extendSchema((build) => {
+/**
+ * The row a notification carried (PostgreSQL's record text of `resource`), as a PostGraphile
+ * record: no table is read, and a row of another organization than the subscribed one (only a
+ * forged notification could carry one) is no row. No `row` (the first message): null.
+ */
+function rowVersion(resource: any, $event: Step) {
+  const $row = access($event, "row");
+  const $organization = access($event, "organization_id");
+  return pgSelect({
+    resource,
+    identifiers: [],
+    from: {
+      callback: ($select: any) =>
+        sql`(select (r.v).* from (select ${$select.placeholder($row, TYPES.text)}::${resource.codec.sqlType} as v) r where (r.v).organization_id = ${$select.placeholder($organization, TYPES.uuid)})`,
+    },
+    joinAsLateral: true,
+  }).single();
+}
+
+const RealtimeSchemaPlugin = extendSchema((build) => {
   const { generations, credit_accounts, organizations, organization_members, invitations } = build.input.pgRegistry
     .pgResources as Record<string, any>;
   const orgOf = ($event: Step) => access($event, "organization_id");
@@ -106,7 +137,7 @@ export const RealtimePlugin = extendSchema((build) => {
         plans: {
           initial: ($event: Step) => initialOf($event),
           generationId: ($event: Step) => access($event, "id"),
-          generation: ($event: Step) => generations.get({ organization_id: orgOf($event), id: access($event, "id") }),
+          generation: ($event: Step) => rowVersion(generations, $event),
           creditAccount: ($event: Step) => credit_accounts.get({ organization_id: orgOf($event) }),
         },
       },
@@ -131,3 +162,21 @@ export const RealtimePlugin = extendSchema((build) => {
     },
   };
 });
+
+/**
+ * The schema above, plus: operations on a websocket read through the event reads' withPgClient
+ * (one transaction per event for all its subscribers) instead of one transaction each.
+ */
+export const RealtimePlugin: GraphileConfig.Plugin = {
+  ...RealtimeSchemaPlugin,
+  grafast: {
+    middleware: {
+      async prepareArgs(next) {
+        const args = await next();
+        const context = args.contextValue as Grafast.Context & { withPgClient?: unknown };
+        if (context?.realtime && context.realtimeWithPgClient) context.withPgClient = context.realtimeWithPgClient;
+        return args;
+      },
+    },
+  },
+};

@@ -7,6 +7,20 @@
 //   session;
 // - limits: sockets per process (503 at upgrade), sockets per user or API key (4429), active
 //   subscriptions per socket (TOO_MANY_SUBSCRIPTIONS), message size (1009 from ws);
+// - budgets per organization (issue 25, A4/A5), so that no tenant takes what the others need:
+//   sockets (SOCKET_LIMIT_REACHED) and subscriptions (SUBSCRIPTION_LIMIT_REACHED), from the
+//   plan (plans.max_realtime_sockets / max_realtime_subscriptions) or the server's defaults, and
+//   never more than REALTIME_MAX_ORGANIZATION_SHARE percent of the process's sockets for one
+//   organization. How a socket counts: an API key belongs to one organization, so its socket
+//   counts there from connection_init (refused with close 4429, reason "SOCKET_LIMIT_REACHED: …").
+//   A user may belong to many organizations, and what a socket costs (its subscriptions' fan-out)
+//   is driven by the organizations it follows, so a user's socket counts in each organization
+//   it subscribes to, from its first subscription there until it closes (refused with a
+//   subscription error coded SOCKET_LIMIT_REACHED; the socket stays usable for its other
+//   organizations). Counting every organization of the user instead would let one busy
+//   organization use up a person's budget in all the others. A user's socket that follows
+//   nothing yet is bounded by the per-user limit. All of these are per process: with
+//   WEB_CONCURRENCY processes an organization may hold that many times as much;
 // - keep-alive pings; a socket that misses a pong is dropped;
 // - shutdown: close() stops upgrades and closes every socket with 1001 (clients reconnect to
 //   another process or the restarted one, and resubscribe).
@@ -17,13 +31,16 @@ import { makeServer, CloseCode, type Context as WsContext } from "graphql-ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type pg from "pg";
 import { GraphQLError, getOperationAST, type DocumentNode } from "postgraphile/graphql";
+import { SafeError } from "postgraphile/grafast";
 import { makeGraphQLWSConfig, type GrafservBase } from "postgraphile/grafserv";
 import type { RealtimeConfig } from "../../core/config.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { JwtSettings } from "../auth.ts";
 import { ConnectionRefused, verifyConnection } from "./credentials.ts";
 import { createListener, type Listener } from "./listener.ts";
-import { RealtimeSession } from "./session.ts";
+import { createDeliveryReads, type DeliveryReads } from "./delivery.ts";
+import { RealtimeHub } from "./hub.ts";
+import { RealtimeSession, type OrganizationLimits } from "./session.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -51,12 +68,20 @@ export interface RealtimeStats {
   subscriptions: number;
   channels: number;
   delivered: number;
+  /** Authorisation queries made for delivered events (one per event, whatever its subscribers). */
+  authorizations: number;
+  /** Pool transactions that read delivered events' payloads (one per event's batch of subscribers). */
+  deliveryTransactions: number;
 }
 
 export interface Realtime {
   listener: Listener;
   /** The GraphQL context of an operation on a socket: its settings and its pub/sub. */
-  contextFor(ws: { socket?: unknown }): { pgSettings: Record<string, string>; realtime?: RealtimeSession };
+  contextFor(ws: { socket?: unknown }): {
+    pgSettings: Record<string, string>;
+    realtime?: RealtimeSession;
+    realtimeWithPgClient?: DeliveryReads["withPgClient"];
+  };
   /** Serves graphql-ws on the server's /graphql upgrades. */
   attach(serv: GrafservBase, httpServer: Server): void;
   stats(): RealtimeStats;
@@ -67,6 +92,8 @@ export interface Realtime {
 interface SocketState {
   session: RealtimeSession | null;
   subscriptions: number;
+  /** The organizations this socket counts in (see the budgets above). */
+  organizations: Set<string>;
 }
 
 export function createRealtime(options: RealtimeOptions): Realtime {
@@ -74,6 +101,17 @@ export function createRealtime(options: RealtimeOptions): Realtime {
   const listener = createListener(options.listenUrl, logger);
   const sockets = new Map<WebSocket, SocketState>();
   const perPrincipal = new Map<string, number>();
+  const perOrganization = new Map<string, number>();
+  const hub = new RealtimeHub({ listener, ownerPool: options.ownerPool, logger });
+  const reads = createDeliveryReads(options.authPool, limits.deliveryConnections);
+  // The share of the process's sockets one organization may hold, whatever its plan says.
+  const shareCap = Math.max(1, Math.floor((limits.maxConnections * limits.maxOrganizationSharePercent) / 100));
+  const socketBudget = (plan: number | null | undefined) => Math.min(plan ?? limits.maxConnectionsPerOrganization, shareCap);
+  const socketLimitMessage = (limit: number) => `Too many connections for this organization (limit ${limit}).`;
+  const countIn = (state: SocketState, organizationId: string) => {
+    state.organizations.add(organizationId);
+    perOrganization.set(organizationId, (perOrganization.get(organizationId) ?? 0) + 1);
+  };
   let delivered = 0;
   let closing = false;
   let detach: (() => void) | null = null;
@@ -84,6 +122,12 @@ export function createRealtime(options: RealtimeOptions): Realtime {
   };
 
   const release = (state: SocketState) => {
+    for (const organizationId of state.organizations) {
+      const left = (perOrganization.get(organizationId) ?? 1) - 1;
+      if (left <= 0) perOrganization.delete(organizationId);
+      else perOrganization.set(organizationId, left);
+    }
+    state.organizations.clear();
     const principal = state.session?.principal;
     if (!principal) return;
     const left = (perPrincipal.get(principal) ?? 1) - 1;
@@ -124,13 +168,36 @@ export function createRealtime(options: RealtimeOptions): Realtime {
             closeSocket(socket, CLOSE.tooManyConnections, `Too many connections for this user (limit ${limits.maxConnectionsPerUser}).`);
             return false;
           }
+          const keyOrganization = credentials.identity.apiKeyId !== undefined ? credentials.identity.organizationId : null;
+          if (keyOrganization !== null) {
+            const budget = socketBudget(credentials.maxOrganizationSockets);
+            if ((perOrganization.get(keyOrganization) ?? 0) >= budget) {
+              closeSocket(socket, CLOSE.tooManyConnections, `SOCKET_LIMIT_REACHED: ${socketLimitMessage(budget)}`);
+              return false;
+            }
+          }
           if (socket.readyState !== socket.OPEN) return false;
           perPrincipal.set(credentials.principal, open + 1);
+          if (keyOrganization !== null) countIn(state, keyOrganization);
           state.session = new RealtimeSession({
             credentials,
             authPool: options.authPool,
-            listener,
+            hub,
             close: (code, reason) => closeSocket(socket, code, reason),
+            admit: (organizationId: string, plan: OrganizationLimits) => {
+              const counted = state.organizations.has(organizationId);
+              const sockets = socketBudget(plan.maxSockets);
+              if (!counted && (perOrganization.get(organizationId) ?? 0) >= sockets) {
+                throw new SafeError(socketLimitMessage(sockets), { code: "SOCKET_LIMIT_REACHED" });
+              }
+              const subscriptions = plan.maxSubscriptions ?? limits.maxSubscriptionsPerOrganization;
+              if (hub.subscriptionsOf(organizationId) >= subscriptions) {
+                throw new SafeError(`Too many subscriptions for this organization (limit ${subscriptions}).`, {
+                  code: "SUBSCRIPTION_LIMIT_REACHED",
+                });
+              }
+              if (!counted) countIn(state, organizationId);
+            },
             onDelivered: () => {
               delivered++;
             },
@@ -196,7 +263,7 @@ export function createRealtime(options: RealtimeOptions): Realtime {
       const session = sockets.get(ws.socket as WebSocket)?.session ?? null;
       // No session never reaches here (onSubscribe refuses first); anonymous as a safe default.
       if (!session) return { pgSettings: { role: "app_anonymous" } };
-      return { pgSettings: session.pgSettings, realtime: session };
+      return { pgSettings: session.pgSettings, realtime: session, realtimeWithPgClient: reads.withPgClient };
     },
     attach(serv, httpServer) {
       const server = graphqlWs(serv);
@@ -208,7 +275,7 @@ export function createRealtime(options: RealtimeOptions): Realtime {
           return;
         }
         wss.handleUpgrade(req, socket, head, (ws) => {
-          const state: SocketState = { session: null, subscriptions: 0 };
+          const state: SocketState = { session: null, subscriptions: 0, organizations: new Set() };
           sockets.set(ws, state);
           keepAlive(ws);
           ws.on("error", () => {});
@@ -248,7 +315,14 @@ export function createRealtime(options: RealtimeOptions): Realtime {
     stats() {
       let subscriptions = 0;
       for (const state of sockets.values()) subscriptions += state.subscriptions;
-      return { connections: sockets.size, subscriptions, channels: listener.channels().length, delivered };
+      return {
+        connections: sockets.size,
+        subscriptions,
+        channels: listener.channels().length,
+        delivered,
+        authorizations: hub.authorizationQueries(),
+        deliveryTransactions: reads.transactions(),
+      };
     },
     async close() {
       closing = true;

@@ -17,7 +17,8 @@ const clients: RealtimeClient[] = [];
 beforeAll(async () => {
   db = await createTestDatabase();
   server = await startTestServer(db, {
-    realtime: { maxSubscriptionsPerConnection: 3, maxConnectionsPerUser: 2, maxConnections: 8 },
+    // (the per-organization share of sockets is tested in realtime-sockets.test.ts)
+    realtime: { maxSubscriptionsPerConnection: 3, maxConnectionsPerUser: 2, maxConnections: 8, maxOrganizationSharePercent: 100 },
     limits: { maxBodyBytes: 4000 },
   });
   tenants = await twoTenants(db);
@@ -64,7 +65,9 @@ test("one user cannot open more sockets than the per-user limit; others are unaf
   expect(await third.closed()).toEqual({ code: 4429, reason: "Too many connections for this user (limit 2)." });
   // another user of the same organization still connects
   const other = client(tenants.a.owner);
-  await subscribe(other, CREDITS, { o: tenants.a.org.id }).waitForCount(1);
+  const live = subscribe(other, CREDITS, { o: tenants.a.org.id });
+  await live.waitForCount(1);
+  expect(live.messages[0].data?.creditAccountUpdated?.initial).toBe(true);
 });
 
 test("sockets past the process limit are refused at the upgrade; silent sockets are closed after 3 s", async () => {
@@ -134,6 +137,10 @@ test("a forged notification naming another tenant's row yields nothing of it", a
   // anyone who can run SQL can NOTIFY; the payload is only ever an id to look up under RLS
   await db.root.query("select pg_notify($1, $2)", [`tb:generations:${tenants.a.org.id}`, JSON.stringify({ id: bGeneration })]);
   await db.root.query("select pg_notify($1, 'not json')", [`tb:generations:${tenants.a.org.id}`]);
-  const forged = await s.waitFor((m) => m.data?.generationUpdated?.generationId === bGeneration);
-  expect(forged.data.generationUpdated.generation).toBeNull();
+  // nor one carrying another tenant's row (a generation's notification carries its row)
+  const bRow = (await db.root.query("select g::text as row from app_public.generations g where g.id = $1", [bGeneration])).rows[0].row;
+  await db.root.query("select pg_notify($1, $2)", [`tb:generations:${tenants.a.org.id}`, JSON.stringify({ id: bGeneration, row: bRow })]);
+  await s.waitFor(() => s.messages.filter((m) => m.data?.generationUpdated?.generationId === bGeneration).length === 2);
+  const forged = s.messages.filter((m) => m.data?.generationUpdated?.generationId === bGeneration);
+  expect(forged.map((m) => m.data.generationUpdated.generation)).toEqual([null, null]);
 });

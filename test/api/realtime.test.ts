@@ -73,6 +73,26 @@ test("A's subscriber gets A's generation completing, with its balance", async ()
   expect(done.data.generationUpdated.creditAccount).toEqual({ available: expect.any(String), reserved: "0" });
 });
 
+// Issue 20, item 9: the row used to be read at delivery time, so a generation completed right
+// after it started was told `succeeded` twice and never `running`.
+test("each change is delivered as it was: running, then succeeded, each once and in order", async () => {
+  const c = client(tenants.a.member);
+  const sub = subscribe(c, GENERATIONS, { org: tenants.a.org.id });
+  await sub.waitForCount(1);
+  const id = await startGeneration();
+  await server.graphql(COMPLETE, { id }, tenants.a.member);
+  await sub.waitFor((m) => m.data?.generationUpdated?.generation?.status === "succeeded");
+  await sleep(300); // nothing more should come
+  const statuses = sub.messages
+    .map((m) => m.data?.generationUpdated)
+    .filter((u) => u?.generationId === id)
+    .map((u) => [u.generation.status, u.generation.creditsCharged]);
+  expect(statuses).toEqual([
+    ["running", null],
+    ["succeeded", "3"],
+  ]);
+});
+
 test("B's subscriber of A's organization id is refused and receives nothing", async () => {
   const c = client(tenants.b.owner);
   const sub = subscribe(c, GENERATIONS, { org: tenants.a.org.id });
@@ -261,4 +281,17 @@ test("queries and mutations are not served over the websocket", async () => {
   await sub.ended();
   expect(sub.messages).toEqual([]);
   expect((sub.error as any)?.[0]?.extensions?.code ?? (sub.error as any)?.[0]?.message).toBe("SUBSCRIPTIONS_ONLY");
+});
+
+// (last: it cuts this server's LISTEN connection)
+test("a lost LISTEN connection ends subscriptions with an error (events may have been missed), and subscribing again works", async () => {
+  const c = client(tenants.a.member);
+  const sub = subscribe(c, CREDITS, { org: tenants.a.org.id });
+  await sub.waitForCount(1);
+  await db.root.query("select pg_terminate_backend(pid) from pg_stat_activity where query like 'LISTEN %' and pid <> pg_backend_pid()");
+  await sub.ended();
+  expect(JSON.stringify([sub.messages, sub.error])).toContain("DATABASE_UNAVAILABLE");
+  const again = subscribe(c, CREDITS, { org: tenants.a.org.id });
+  await again.waitForCount(1);
+  expect(again.messages[0].data.creditAccountUpdated.initial).toBe(true);
 });

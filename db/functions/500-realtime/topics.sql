@@ -1,5 +1,9 @@
--- Realtime topics: the one place that names the LISTEN/NOTIFY channels. A channel carries ids
--- only (never row contents); what a subscriber receives is read again under its own role and
+-- Realtime topics: the one place that names the LISTEN/NOTIFY channels. A channel carries ids,
+-- and for generations the row as the change left it (generations.sql: a subscriber is told each
+-- status the row passed through, not the one it has at delivery). Any session connected to the
+-- database may LISTEN to any channel, so a row in a notification is visible to whoever holds
+-- database credentials, who can read it anyway. Nothing else of a payload travels: the server
+-- authorises each event for its subscribers and reads the rest under each subscriber's role and
 -- claims (server/realtime/). The name is built here from a kind and a uuid, never from client
 -- text, and fits PostgreSQL's 63-byte identifier limit ('tb:organization:' + 36 = 52 bytes).
 

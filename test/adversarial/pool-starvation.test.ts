@@ -13,6 +13,7 @@ import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { createOrganization, createUser, type TestUser } from "../helpers/fixtures.ts";
 import { tokenFor } from "../helpers/server.ts";
 import { postGraphQL, startServer, type OpsServer } from "../helpers/operations.ts";
+import { createApiKey } from "../helpers/team.ts";
 
 const POOL = 6;
 let db: TestDatabase;
@@ -150,6 +151,33 @@ test("past its queue, a tenant's requests are refused with HTTP 429, Retry-After
         errors: [{ message: expect.stringMatching(/too many requests/i), extensions: { code: "RATE_LIMITED", retryAfter } }],
       });
     }
+  } finally {
+    if (!released) await lock.release();
+    await server.close();
+  }
+}, 120_000);
+
+test("API keys count per key and per organization: a free organization's keys together have its plan's 2 requests in flight", async () => {
+  const { rows } = await db.owner.query("select max_concurrent_requests as n from app_public.plans where id = 'free'");
+  expect(rows[0].n).toBe(2);
+  const keys = [await createApiKey(db, attacker, attackerOrg, "one", "admin"), await createApiKey(db, attacker, attackerOrg, "two", "admin")];
+  const server = await startServer(db, patient);
+  const lock = await holdAttackerRow();
+  let released = false;
+  try {
+    const attacks = keys.flatMap((key) =>
+      Array.from({ length: 5 }, (_, i) =>
+        postGraphQL(server.url, { query: RENAME, variables: { id: attackerOrg, name: `Key ${i}` } }, { authorization: `Bearer ${key.secret}` }),
+      ),
+    );
+    const scheduler = server.app.fairShare.scheduler;
+    await until(async () => (await waitingOnLock()) === 2, "2 key requests waiting on the lock");
+    await until(() => scheduler.queuedOf(`org:${attackerOrg}`) === 8, "8 key requests queued under the organization");
+    expect((await victimQuery(server)).body.data.currentUser.id).toBe(victim.userId);
+    expect(await waitingOnLock()).toBe(2);
+    released = true;
+    await lock.release();
+    expect((await Promise.all(attacks)).map((r) => r.status)).toEqual(Array(10).fill(200));
   } finally {
     if (!released) await lock.release();
     await server.close();

@@ -90,6 +90,8 @@ export interface FairShareConfig {
   maxInFlightPerOrganization: number;
   /** In flight per client address, for anonymous requests. */
   maxInFlightPerAddress: number;
+  /** In flight for all anonymous requests together (whatever their addresses). */
+  maxInFlightAnonymous: number;
   /** Requests one tenant (user, organization of a key, anonymous address) may have waiting. */
   maxQueuedPerTenant: number;
   /** Requests waiting at most, all tenants together. */
@@ -346,10 +348,11 @@ export const DEFAULT_FAIR_SHARE: FairShareConfig = {
   maxInFlightPerUser: 4,
   maxInFlightPerApiKey: 4,
   maxInFlightPerOrganization: 4,
-  maxInFlightPerAddress: 4,
+  maxInFlightPerAddress: 2,
+  maxInFlightAnonymous: 2,
   maxQueuedPerTenant: 64,
   maxQueued: 2000,
-  maxWaitMs: 20_000,
+  maxWaitMs: 30_000,
 };
 
 /**
@@ -365,6 +368,7 @@ export function fairShareConfig(env: Env = process.env): FairShareConfig {
     maxInFlightPerApiKey: integer(env, "FAIR_SHARE_MAX_IN_FLIGHT_PER_API_KEY", d.maxInFlightPerApiKey, 1, 100_000),
     maxInFlightPerOrganization: integer(env, "FAIR_SHARE_MAX_IN_FLIGHT_PER_ORGANIZATION", d.maxInFlightPerOrganization, 1, 100_000),
     maxInFlightPerAddress: integer(env, "FAIR_SHARE_MAX_IN_FLIGHT_PER_ADDRESS", d.maxInFlightPerAddress, 1, 100_000),
+    maxInFlightAnonymous: integer(env, "FAIR_SHARE_MAX_IN_FLIGHT_ANONYMOUS", d.maxInFlightAnonymous, 1, 100_000),
     maxQueuedPerTenant: integer(env, "FAIR_SHARE_MAX_QUEUED_PER_TENANT", d.maxQueuedPerTenant, 0, 1_000_000),
     maxQueued: integer(env, "FAIR_SHARE_MAX_QUEUED", d.maxQueued, 0, 10_000_000),
     maxWaitMs: integer(env, "FAIR_SHARE_MAX_WAIT_MS", d.maxWaitMs, 100, 3_600_000),

@@ -183,3 +183,35 @@ test("API keys count per key and per organization: a free organization's keys to
     await server.close();
   }
 }, 120_000);
+
+test("anonymous callers are bounded per address and all together (2 in flight by default), and a signed-in tenant is served meanwhile", async () => {
+  const server = await startServer(db, patient);
+  // Anonymous sign-in attempts count themselves in attempt_counters: held here, each one that
+  // reaches the database waits there.
+  const client: pg.PoolClient = await db.root.connect();
+  await client.query("begin");
+  await client.query("lock table app_private.attempt_counters in share row exclusive mode");
+  let released = false;
+  try {
+    const attempts = Array.from({ length: 8 }, (_, i) =>
+      postGraphQL(server.url, {
+        query: "mutation A($e: String!) { authenticate(input: { email: $e, password: \"wrong password\" }) { jwtToken } }",
+        variables: { e: `nobody-${i}@example.com` },
+      }),
+    );
+    const scheduler = server.app.fairShare.scheduler;
+    await until(async () => (await waitingOnLock()) === 2, "2 anonymous statements waiting on the lock");
+    await until(() => scheduler.queuedOf("addr:127.0.0.1") === 6, "6 anonymous requests queued");
+    expect(scheduler.inFlightOf("anonymous")).toBe(2);
+    expect((await victimQuery(server)).body.data.currentUser.id).toBe(victim.userId);
+    expect(await waitingOnLock()).toBe(2);
+    released = true;
+    await client.query("commit");
+    const results = await Promise.all(attempts);
+    expect(results.map((r) => r.status)).toEqual(Array(8).fill(200));
+  } finally {
+    if (!released) await client.query("rollback");
+    client.release();
+    await server.close();
+  }
+}, 120_000);

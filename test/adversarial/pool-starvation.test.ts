@@ -144,6 +144,9 @@ test("past its queue, a tenant's requests are refused with HTTP 429, Retry-After
     const refusals = results.filter((r) => r.status === 429);
     expect(refusals).toHaveLength(4);
     expect(results.filter((r) => r.status === 200)).toHaveLength(5);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/^tenantbase_fair_share_refused_total\{reason="queue_full"\} 4$/m);
+    expect(metrics).toMatch(/^tenantbase_fair_share_admitted_total\{how="after_wait"\} 3$/m);
     for (const refusal of refusals) {
       const retryAfter = Number(refusal.headers.get("retry-after"));
       expect(retryAfter).toBeGreaterThanOrEqual(1);

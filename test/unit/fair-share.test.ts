@@ -73,3 +73,29 @@ test("a waiter whose client leaves is removed from the queue", async () => {
   held();
   expect(s.stats().inFlight).toBe(0);
 });
+
+test("FAIR_SHARE_* and STRIPE_WEBHOOK_* are read once, with one default each", async () => {
+  const { fairShareConfig, stripeWebhookLimits, ConfigError } = await import("../../core/config.ts");
+  expect(fairShareConfig({})).toEqual({
+    enabled: true,
+    maxInFlight: null,
+    maxInFlightPerUser: 4,
+    maxInFlightPerApiKey: 4,
+    maxInFlightPerOrganization: 4,
+    maxInFlightPerAddress: 2,
+    maxInFlightAnonymous: 2,
+    maxQueuedPerTenant: 64,
+    maxQueued: 2000,
+    maxWaitMs: 30_000,
+  });
+  expect(fairShareConfig({ FAIR_SHARE: "off", FAIR_SHARE_MAX_IN_FLIGHT: "24", FAIR_SHARE_MAX_IN_FLIGHT_PER_USER: "8" })).toMatchObject({
+    enabled: false,
+    maxInFlight: 24,
+    maxInFlightPerUser: 8,
+  });
+  expect(() => fairShareConfig({ FAIR_SHARE_MAX_IN_FLIGHT_PER_USER: "0" })).toThrow(ConfigError);
+  expect(() => fairShareConfig({ FAIR_SHARE_MAX_WAIT_MS: "soon" })).toThrow(/FAIR_SHARE_MAX_WAIT_MS/);
+  expect(stripeWebhookLimits({})).toEqual({ maxBodyBytes: 524_288, maxRefusedPerAddressPerMinute: 60 });
+  expect(stripeWebhookLimits({ STRIPE_WEBHOOK_MAX_BODY_BYTES: "100000" }).maxBodyBytes).toBe(100_000);
+  expect(() => stripeWebhookLimits({ STRIPE_WEBHOOK_MAX_REFUSED_PER_MINUTE: "-1" })).toThrow(ConfigError);
+});

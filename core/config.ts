@@ -68,6 +68,43 @@ export interface Config {
   security: SecurityLimits;
   /** Accounts: tokens, sessions, verification rule, attempt limits, proxies (see accountsConfig). */
   accounts: AccountsConfig;
+  /** Requests in flight per tenant and the fair queue in front of /graphql (server/fair-share/). */
+  fairShare: FairShareConfig;
+  /** POST /webhooks/stripe: body cap and the per-address limit of refused deliveries. */
+  stripeWebhook: StripeWebhookLimits;
+}
+
+/**
+ * Fair share of the server (issue 25, section B). Every limit is per server process: the thing it
+ * protects, the request pool, is per process too (see fairShareConfig).
+ */
+export interface FairShareConfig {
+  enabled: boolean;
+  /** GraphQL requests in flight in this process, all callers together; null: the request pool's size. */
+  maxInFlight: number | null;
+  /** In flight per signed-in user. */
+  maxInFlightPerUser: number;
+  /** In flight per API key. */
+  maxInFlightPerApiKey: number;
+  /** In flight per organization, for API-key requests (a plan's max_concurrent_requests overrides it). */
+  maxInFlightPerOrganization: number;
+  /** In flight per client address, for anonymous requests. */
+  maxInFlightPerAddress: number;
+  /** In flight for all anonymous requests together (whatever their addresses). */
+  maxInFlightAnonymous: number;
+  /** Requests one tenant (user, organization of a key, anonymous address) may have waiting. */
+  maxQueuedPerTenant: number;
+  /** Requests waiting at most, all tenants together. */
+  maxQueued: number;
+  /** Past this wait a queued request is refused (429 RATE_LIMITED). */
+  maxWaitMs: number;
+}
+
+export interface StripeWebhookLimits {
+  /** Largest body accepted (Stripe's events are a few KB, rarely past a few hundred). */
+  maxBodyBytes: number;
+  /** Refused deliveries (no, malformed, stale or wrong signature; too large) per client address per minute; past it 429. */
+  maxRefusedPerAddressPerMinute: number;
 }
 
 export interface RealtimeConfig {
@@ -319,6 +356,59 @@ export function loadConfig(env: Env = process.env): Config {
     realtime: realtimeConfig(env),
     security: securityLimits(env),
     accounts: accountsConfig(env),
+    fairShare: fairShareConfig(env),
+    stripeWebhook: stripeWebhookLimits(env),
+  };
+}
+
+export const DEFAULT_FAIR_SHARE: FairShareConfig = {
+  enabled: true,
+  maxInFlight: null,
+  maxInFlightPerUser: 4,
+  maxInFlightPerApiKey: 4,
+  maxInFlightPerOrganization: 4,
+  maxInFlightPerAddress: 2,
+  maxInFlightAnonymous: 2,
+  maxQueuedPerTenant: 64,
+  maxQueued: 2000,
+  maxWaitMs: 30_000,
+};
+
+/**
+ * FAIR_SHARE_* (per process). With WEB_CONCURRENCY=N a tenant may have N × its limit in flight
+ * in all, against N pools: its share of each pool stays the same.
+ */
+export function fairShareConfig(env: Env = process.env): FairShareConfig {
+  const d = DEFAULT_FAIR_SHARE;
+  return {
+    enabled: bool(env, "FAIR_SHARE", d.enabled),
+    maxInFlight: read(env, "FAIR_SHARE_MAX_IN_FLIGHT") === null ? null : integer(env, "FAIR_SHARE_MAX_IN_FLIGHT", 10, 1, 100_000),
+    maxInFlightPerUser: integer(env, "FAIR_SHARE_MAX_IN_FLIGHT_PER_USER", d.maxInFlightPerUser, 1, 100_000),
+    maxInFlightPerApiKey: integer(env, "FAIR_SHARE_MAX_IN_FLIGHT_PER_API_KEY", d.maxInFlightPerApiKey, 1, 100_000),
+    maxInFlightPerOrganization: integer(env, "FAIR_SHARE_MAX_IN_FLIGHT_PER_ORGANIZATION", d.maxInFlightPerOrganization, 1, 100_000),
+    maxInFlightPerAddress: integer(env, "FAIR_SHARE_MAX_IN_FLIGHT_PER_ADDRESS", d.maxInFlightPerAddress, 1, 100_000),
+    maxInFlightAnonymous: integer(env, "FAIR_SHARE_MAX_IN_FLIGHT_ANONYMOUS", d.maxInFlightAnonymous, 1, 100_000),
+    maxQueuedPerTenant: integer(env, "FAIR_SHARE_MAX_QUEUED_PER_TENANT", d.maxQueuedPerTenant, 0, 1_000_000),
+    maxQueued: integer(env, "FAIR_SHARE_MAX_QUEUED", d.maxQueued, 0, 10_000_000),
+    maxWaitMs: integer(env, "FAIR_SHARE_MAX_WAIT_MS", d.maxWaitMs, 100, 3_600_000),
+  };
+}
+
+export const DEFAULT_STRIPE_WEBHOOK_LIMITS: StripeWebhookLimits = {
+  maxBodyBytes: 512 * 1024,
+  maxRefusedPerAddressPerMinute: 60,
+};
+
+export function stripeWebhookLimits(env: Env = process.env): StripeWebhookLimits {
+  return {
+    maxBodyBytes: integer(env, "STRIPE_WEBHOOK_MAX_BODY_BYTES", DEFAULT_STRIPE_WEBHOOK_LIMITS.maxBodyBytes, 16 * 1024, 50_000_000),
+    maxRefusedPerAddressPerMinute: integer(
+      env,
+      "STRIPE_WEBHOOK_MAX_REFUSED_PER_MINUTE",
+      DEFAULT_STRIPE_WEBHOOK_LIMITS.maxRefusedPerAddressPerMinute,
+      1,
+      1_000_000,
+    ),
   };
 }
 

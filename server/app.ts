@@ -29,7 +29,8 @@ import {
   securityHeaders,
 } from "./http-operations.ts";
 import { createRealtime, type Realtime } from "./realtime/websockets.ts";
-import { DEFAULT_REALTIME, type RealtimeConfig } from "../core/config.ts";
+import { DEFAULT_REALTIME, fairShareConfig, type FairShareConfig, type RealtimeConfig, type StripeWebhookLimits } from "../core/config.ts";
+import { fairShareGate, type FairShareGate } from "./fair-share/gate.ts";
 
 export interface AppOptions {
   ownerUrl: string;
@@ -53,6 +54,10 @@ export interface AppOptions {
   realtime?: Partial<RealtimeConfig>;
   /** Account settings (token lifetimes, idle expiry, attempt limits, TRUST_PROXY); default: from the environment. */
   accounts?: AccountsConfig;
+  /** Requests in flight per tenant and the fair queue (default: from the environment, FAIR_SHARE_*). */
+  fairShare?: Partial<FairShareConfig>;
+  /** Stripe webhook body cap and refused-delivery limit (default: from the environment). */
+  stripeWebhook?: Partial<StripeWebhookLimits>;
 }
 
 export interface App {
@@ -63,11 +68,13 @@ export interface App {
   metrics: Metrics;
   logger: Logger;
   realtime: Realtime;
+  fairShare: FairShareGate;
   close(): Promise<void>;
 }
 
 export async function createApp(options: AppOptions): Promise<App> {
   const authPool = new pg.Pool({ connectionString: options.authUrl, max: options.authPoolSize ?? 10 });
+  // (requests wait their turn in front of this pool: server/fair-share/gate.ts)
   // Every authenticated request checks its session (or API key) on this pool before PostGraphile
   // runs, so it is as large as the request pool: with 4 connections, 16 concurrent clients queued
   // here (bench:api).
@@ -106,6 +113,14 @@ export async function createApp(options: AppOptions): Promise<App> {
   });
   const serv = pgl.createServ(grafserv);
 
+  const authPoolSize = options.authPoolSize ?? 10;
+  const fairShare = fairShareGate({
+    config: { ...fairShareConfig(), ...options.fairShare },
+    ownerPool,
+    poolSize: authPoolSize,
+    registry: metrics.registry,
+  });
+
   const app = express();
   app.disable("x-powered-by");
   // Which X-Forwarded-For entries to believe (req.ip): none unless TRUST_PROXY says so.
@@ -132,10 +147,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   await writeBillingSettings(ownerPool, options.stripe ?? loadStripeConfig());
-  await mountStripeWebhook(app, { pool: ownerPool, config: options.stripe });
+  await mountStripeWebhook(app, { pool: ownerPool, config: options.stripe, limits: options.stripeWebhook });
   app.use("/graphql", corsFor(options.corsOrigins ?? []));
   app.use("/graphql", ...graphqlBody(limits));
   app.use("/graphql", authMiddleware(options.jwt, ownerPool));
+  // Each tenant's requests in flight are bounded; the rest wait here, holding no connection.
+  app.use("/graphql", fairShare.middleware);
   app.use("/graphql", cancelOnDisconnect(authPool, logger));
 
   const httpServer = createServer(app);
@@ -153,6 +170,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     metrics,
     logger,
     realtime,
+    fairShare,
     async close() {
       if (closed) return;
       closed = true;

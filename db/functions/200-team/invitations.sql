@@ -133,7 +133,8 @@ begin
   if v_user_id is null then
     perform app_hidden.raise_error('NOT_AUTHENTICATED', 'Sign in to accept an invitation.');
   end if;
-  perform app_hidden.require_verified_email('invitations');
+  -- No require_verified_email here: the token arrived at the invited address, so holding it proves
+  -- that address (as a reset link does); an account with that address is verified below.
   select * into v_ref from app_private.invitation_tokens t
   where t.token_hash = digest(coalesce(accept_invitation.token, ''), 'sha256');
   if not found then
@@ -163,6 +164,9 @@ begin
     perform app_hidden.raise_error('INVITATION_EMAIL_MISMATCH',
       'This invitation was sent to a different email address; sign in with that one.');
   end if;
+  -- The address is proven: the account is verified (if it was not yet), as verify_email would.
+  update app_public.users u set email_verified_at = coalesce(u.email_verified_at, now())
+  where u.id = v_user_id and u.email_verified_at is null;
   if exists (select 1 from app_public.organization_members m
              where m.organization_id = v_invitation.organization_id and m.user_id = v_user_id) then
     perform app_hidden.raise_error('ALREADY_MEMBER', 'You are already a member of this organization.');
@@ -189,7 +193,7 @@ begin
 end;
 $$;
 comment on function app_public.accept_invitation(text) is
-  E'@resultFieldName membership\nJoins the organization with the invitation''s role. The signed-in user''s email must be the invited one. Takes a seat (SEAT_LIMIT_REACHED).';
+  E'@resultFieldName membership\nJoins the organization with the invitation''s role. The signed-in user''s email must be the invited one (INVITATION_EMAIL_MISMATCH otherwise); the token counts as proof of that address, so an account not yet verified becomes verified and needs no separate verification. Takes a seat (SEAT_LIMIT_REACHED).';
 
 create or replace function app_public.revoke_invitation(id uuid) returns app_public.invitations
   language plpgsql volatile security definer

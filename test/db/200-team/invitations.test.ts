@@ -125,9 +125,12 @@ test("accepting: the user's email must match (case-insensitively); works for use
     email.toUpperCase(),
   ]);
   const user = { userId: rows[0].id, sessionId: null };
-  // accepting needs a verified address (VERIFIED_EMAIL_REQUIRED_FOR): the link in the mail proves it
-  await db.owner.query("update app_public.users set email_verified_at = now() where id = $1", [user.userId]);
+  // not verified yet: the token arrived at the invited address, so accepting with it proves it
+  const verified = async (id: string) =>
+    (await db.owner.query("select email_verified_at is not null as v from app_public.users where id = $1", [id])).rows[0].v;
+  expect(await verified(user.userId)).toBe(false);
   const membership = await accept(db, user, inv.token);
+  expect(await verified(user.userId)).toBe(true);
   expect(membership).toMatchObject({ organization_id: org, user_id: user.userId, role: "admin", invited_by: cast.a.admin.userId });
 
   const row = await invitationRow(inv.id);
@@ -144,6 +147,22 @@ test("accepting: the user's email must match (case-insensitively); works for use
   );
   expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(["invitation.created", "member.added", "invitation.accepted"]));
   expect(audit.find((a) => a.action === "invitation.accepted").created_by).toBe(user.userId);
+});
+
+test("the token proves only the invited address: an unverified account with another address is refused and stays unverified", async () => {
+  const org = cast.a.org.id;
+  const inv = await invite(db, cast.a.admin, org, freshEmail());
+  const other = freshEmail();
+  const { rows } = await db.queryAs(null, "select (app_public.register($1, 'password123', 'Other')).sub as id", [other]);
+  const user = { userId: rows[0].id, sessionId: null };
+  await expectCode(accept(db, user, inv.token), "INVITATION_EMAIL_MISMATCH");
+  const { rows: after } = await db.owner.query("select email_verified_at from app_public.users where id = $1", [user.userId]);
+  expect(after[0].email_verified_at).toBeNull();
+  // and an unverified account with the invited address but an unknown token proves nothing
+  const { rows: invited } = await db.queryAs(null, "select (app_public.register($1, 'password123', 'Invited')).sub as id", [inv.email]);
+  await expectCode(accept(db, { userId: invited[0].id, sessionId: null }, "tbinv_" + "1".repeat(64)), "INVITATION_INVALID");
+  const { rows: still } = await db.owner.query("select email_verified_at from app_public.users where id = $1", [invited[0].id]);
+  expect(still[0].email_verified_at).toBeNull();
 });
 
 test("used, revoked and unknown tokens all answer INVITATION_INVALID; expired ones INVITATION_EXPIRED", async () => {

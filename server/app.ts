@@ -53,6 +53,8 @@ export interface AppOptions {
   realtime?: Partial<RealtimeConfig>;
   /** Account settings (token lifetimes, idle expiry, attempt limits, TRUST_PROXY); default: from the environment. */
   accounts?: AccountsConfig;
+  /** Rebuild the GraphQL schema when `npm run db:watch` re-applies SQL (development). Default false. */
+  watchSchema?: boolean;
 }
 
 export interface App {
@@ -100,7 +102,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   await writeAccountSettings(ownerPool, accounts);
 
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema })],
     plugins: [operationsPlugin({ limits, metrics }), sessionEndedPlugin()],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });

@@ -33,6 +33,11 @@ export interface PresetOptions {
   limits: PageSizes & PromptSearchLimits & RequestTimeouts;
   /** Where masked errors are logged; default: the process logger. */
   logger?: Logger;
+  /**
+   * Rebuild the schema when a message arrives on postgraphile_watch (db/watch-schema.ts sends one
+   * after each apply); development only. Needs `realtime` (its LISTEN connection). Default false.
+   */
+  watch?: boolean;
 }
 
 export interface RequestTimeouts {
@@ -76,6 +81,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     ],
     gather: {
       pgJwtTypes: "app_public.jwt_token",
+      // Watch mode (development) reacts to db:watch's NOTIFY; no event trigger (it needs a superuser).
+      installWatchFixtures: false,
     },
     schema: {
       // Rows of a connection are never null (`nodes: [Generation!]!`): typed clients need no
@@ -92,7 +99,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       graphqlPath: "/graphql",
       graphiqlPath: "/graphiql",
       graphiql: options.graphiql ?? true,
-      watch: false,
+      watch: options.watch === true && options.realtime !== undefined,
       maskError: (error) => maskError(error, logger),
       // grafast writes the response's data as JSON text while it walks the result, instead of
       // building objects for JSON.stringify to walk again.

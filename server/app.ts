@@ -53,6 +53,8 @@ export interface AppOptions {
   realtime?: Partial<RealtimeConfig>;
   /** Account settings (token lifetimes, idle expiry, attempt limits, TRUST_PROXY); default: from the environment. */
   accounts?: AccountsConfig;
+  /** Whether /readyz counts "no backup yet" as degraded (server/health.ts); default true, false in development. */
+  backupsRequired?: boolean;
   /** Rebuild the GraphQL schema when `npm run db:watch` re-applies SQL (development). Default false. */
   watchSchema?: boolean;
 }
@@ -87,6 +89,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     ownerPool,
     authPool,
     workerHeartbeatMaxAgeSeconds: options.workerHeartbeatMaxAgeSeconds ?? 120,
+    backupsRequired: options.backupsRequired,
   });
 
   const realtime = createRealtime({

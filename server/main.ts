@@ -63,6 +63,7 @@ function appOptions(config: Config, stripe: StripeConfig, urls: { ownerUrl: stri
     realtime: config.realtime,
     accounts: config.accounts,
     watchSchema: !config.isProduction,
+    backupsRequired: config.isProduction,
   };
 }
 

@@ -21,6 +21,14 @@ afterAll(() => db?.drop());
 let n = 0;
 const freshEmail = () => `invitee-${process.pid}-${++n}@example.com`;
 
+/** The token the invitation email carries (the queued job's payload; never the inviter's). */
+async function mailToken(invitationId: string): Promise<string> {
+  const { rows } = await db.owner.query("select payload->>'token' as token from graphile_worker._private_jobs where key = $1", [
+    `invitation_email:${invitationId}`,
+  ]);
+  return rows[0].token;
+}
+
 async function invitationRow(id: string) {
   const { rows } = await db.owner.query("select * from app_public.invitations where id = $1", [id]);
   return rows[0];
@@ -125,11 +133,13 @@ test("accepting: the user's email must match (case-insensitively); works for use
     email.toUpperCase(),
   ]);
   const user = { userId: rows[0].id, sessionId: null };
-  // not verified yet: the token arrived at the invited address, so accepting with it proves it
+  // not verified yet: the inviter's token is not enough (the inviter has it too) ...
   const verified = async (id: string) =>
     (await db.owner.query("select email_verified_at is not null as v from app_public.users where id = $1", [id])).rows[0].v;
   expect(await verified(user.userId)).toBe(false);
-  const membership = await accept(db, user, inv.token);
+  await expectCode(accept(db, user, inv.token), "EMAIL_NOT_VERIFIED");
+  // ... but the token from the email arrived at the invited address: accepting with it proves it
+  const membership = await accept(db, user, await mailToken(inv.id));
   expect(await verified(user.userId)).toBe(true);
   expect(membership).toMatchObject({ organization_id: org, user_id: user.userId, role: "admin", invited_by: cast.a.admin.userId });
 
@@ -149,13 +159,16 @@ test("accepting: the user's email must match (case-insensitively); works for use
   expect(audit.find((a) => a.action === "invitation.accepted").created_by).toBe(user.userId);
 });
 
-test("the token proves only the invited address: an unverified account with another address is refused and stays unverified", async () => {
+test("the mailed token proves only the invited address: an unverified account with another address is refused and stays unverified", async () => {
   const org = cast.a.org.id;
   const inv = await invite(db, cast.a.admin, org, freshEmail());
   const other = freshEmail();
   const { rows } = await db.queryAs(null, "select (app_public.register($1, 'password123', 'Other')).sub as id", [other]);
   const user = { userId: rows[0].id, sessionId: null };
-  await expectCode(accept(db, user, inv.token), "INVITATION_EMAIL_MISMATCH");
+  const mailed = await mailToken(inv.id);
+  expect(mailed).toMatch(/^tbinv_[0-9a-f]{64}$/);
+  expect(mailed).not.toBe(inv.token);
+  await expectCode(accept(db, user, mailed), "INVITATION_EMAIL_MISMATCH");
   const { rows: after } = await db.owner.query("select email_verified_at from app_public.users where id = $1", [user.userId]);
   expect(after[0].email_verified_at).toBeNull();
   // and an unverified account with the invited address but an unknown token proves nothing

@@ -124,6 +124,19 @@ const currentSql = () => readdirSync(path.join(copy, "db/migrations/current")).f
 const committed = () => readdirSync(path.join(copy, "db/migrations/committed")).filter((file) => file.endsWith(".sql"));
 
 test("npm start runs the cluster; db:seed, credits:grant, db:watch and db:commit use it; saved SQL reaches GraphQL", async () => {
+  // db:commit on its own, first: it starts the cluster and stops it without an error after succeeding.
+  // (It also commits, in the copy, whatever db/migrations/current/ holds: `npm start` runs committed
+  // migrations only.)
+  writeFileSync(path.join(copy, "db/migrations/current/229-devloop-probe.sql"), "create table if not exists app_public.devloop_probe_1 (id int primary key);\n");
+  const before = committed().length;
+  const alone = await run(["db/cli.ts", "commit", "devloop probe one"]);
+  expect(alone).toMatchObject({ code: 0 });
+  expect(alone.output).toContain(`embedded PostgreSQL 15 on 127.0.0.1:${pgPort}`);
+  expect(alone.output).not.toMatch(/migrate:error|terminating connection/);
+  expect(currentSql()).toEqual([]);
+  expect(committed()).toHaveLength(before + 1);
+  expect(await portOpen(pgPort)).toBe(false);
+
   const server = launch(["server/main.ts"]);
   try {
     await waitFor(server, "GraphiQL:");
@@ -163,14 +176,14 @@ test("npm start runs the cluster; db:seed, credits:grant, db:watch and db:commit
     }
 
     // db:commit beside the running server.
-    writeFileSync(path.join(copy, "db/migrations/current/229-devloop-probe.sql"), "create table if not exists app_public.devloop_probe (id int primary key);\n");
-    const before = committed().length;
-    const commit = await run(["db/cli.ts", "commit", "devloop probe"]);
+    writeFileSync(path.join(copy, "db/migrations/current/229-devloop-probe.sql"), "create table if not exists app_public.devloop_probe_2 (id int primary key);\n");
+    const committedBefore = committed().length;
+    const commit = await run(["db/cli.ts", "commit", "devloop probe two"]);
     expect(commit).toMatchObject({ code: 0 });
     expect(commit.output).toContain(`using the embedded PostgreSQL already running on 127.0.0.1:${pgPort}`);
     expect(commit.output).not.toMatch(/migrate:error|terminating connection/);
     expect(currentSql()).toEqual([]);
-    expect(committed()).toHaveLength(before + 1);
+    expect(committed()).toHaveLength(committedBefore + 1);
 
     // A port held by another program (here the server's HTTP port), on a fresh data directory.
     const otherData = mkdtempSync(path.join(os.tmpdir(), "tenantbase-devloop-other-"));
@@ -188,14 +201,4 @@ test("npm start runs the cluster; db:seed, credits:grant, db:watch and db:commit
   }
   expect(await portOpen(pgPort)).toBe(false);
 
-  // db:commit on its own: it starts the cluster, and stops it without an error after succeeding.
-  writeFileSync(path.join(copy, "db/migrations/current/229-devloop-probe.sql"), "create table if not exists app_public.devloop_probe_2 (id int primary key);\n");
-  const before = committed().length;
-  const alone = await run(["db/cli.ts", "commit", "devloop probe two"]);
-  expect(alone).toMatchObject({ code: 0 });
-  expect(alone.output).toContain(`embedded PostgreSQL 15 on 127.0.0.1:${pgPort}`);
-  expect(alone.output).not.toMatch(/migrate:error|terminating connection/);
-  expect(currentSql()).toEqual([]);
-  expect(committed()).toHaveLength(before + 1);
-  expect(await portOpen(pgPort)).toBe(false);
 });

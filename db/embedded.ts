@@ -37,9 +37,16 @@ export interface EmbeddedOptions {
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch (error) {
+    // EPERM: alive, but another user's (Postgres runs as `postgres` when we are root)
+    if ((error as { code?: string }).code !== "EPERM") return false;
+  }
+  // After a crash and a reboot the pid may belong to an unrelated process: where /proc tells the
+  // program's name (Linux), only a postgres process counts.
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim().startsWith("postgres");
   } catch {
-    return false;
+    return true;
   }
 }
 

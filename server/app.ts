@@ -122,6 +122,14 @@ export async function createApp(options: AppOptions): Promise<App> {
   });
   app.use(requestContext(logger, metrics));
   app.use(securityHeaders("/graphiql"));
+  // GraphiQL's schema-change stream (development, watch mode): a response that never ends, so
+  // shutdown closes these connections itself instead of waiting for them until its deadline.
+  const streams = new Set<import("node:net").Socket>();
+  app.use("/graphql/stream", (req, _res, next) => {
+    streams.add(req.socket);
+    req.socket.once("close", () => streams.delete(req.socket));
+    next();
+  });
   // Browsers ask for it on every GraphiQL load; an empty answer instead of a 404 in the console.
   app.get("/favicon.ico", (_req, res) => {
     res.status(204).end();
@@ -165,6 +173,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       // connections as soon as they fall idle (a client reusing one would otherwise hold the
       // server open until the shutdown deadline).
       draining = true;
+      for (const socket of streams) socket.destroy();
       // Websockets first: they would hold httpServer.close() open until the deadline.
       const sockets = realtime.close();
       const sweep = setInterval(() => httpServer.closeIdleConnections?.(), 100);

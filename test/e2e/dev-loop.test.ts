@@ -202,3 +202,28 @@ test("npm start runs the cluster; db:seed, credits:grant, db:watch and db:commit
   expect(await portOpen(pgPort)).toBe(false);
 
 });
+
+test("npm run dev: server, worker and watch in one process; a saved function answers; SIGINT stops it cleanly with GraphiQL's stream open", async () => {
+  const dev = launch(["server/main.ts", "--dev"]);
+  try {
+    await waitFor(dev, "watching db/functions and db/policies");
+    // GraphiQL's schema-change stream (watch mode), held open across the shutdown below
+    const stream = await fetch(`http://127.0.0.1:${port}/graphql/stream`, { headers: { accept: "text/event-stream" } });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const probe = path.join(copy, "db/functions/900-devloop/probe.sql");
+    saveByRename(
+      probe,
+      "create or replace function app_public.dev_loop_probe() returns text language sql stable as $$ select 'third' $$;\n",
+    );
+    await until(dev, "{ devLoopProbe }", (r) => r.data?.devLoopProbe === "third");
+    expect(await stop(dev, "SIGINT")).toBe(0);
+    await stream.body?.cancel().catch(() => {});
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n--- output ---\n${dev.text().slice(-20_000)}`);
+  } finally {
+    await stop(dev);
+  }
+  expect(dev.text()).toContain("stopped cleanly");
+  expect(await portOpen(pgPort)).toBe(false);
+});

@@ -6,14 +6,16 @@
 //   npm run db:reset    drop and recreate the database, then migrate (asks nothing: dev only)
 //   npm run db:commit   commit db/migrations/current/*.sql as the next migration (graphile-migrate,
 //                       checked against a shadow database)
-// Connection settings are the same as `npm start` (see README).
+// Connection settings are the same as `npm start` (see README). With the embedded PostgreSQL,
+// these commands and `npm start` share the one cluster of DATA_DIR: whichever runs first starts it,
+// the others connect to it (db/embedded.ts).
 
 import { commit } from "graphile-migrate";
 import { loadConfig, ConfigError } from "../core/config.ts";
 import { connectDatabase } from "./database.ts";
-import { migrateDatabase, migrateSettings } from "./migrate.ts";
+import { closeMigratePools, migrateDatabase, migrateSettings, removeBlankCurrentMigrations } from "./migrate.ts";
 import { applySchema } from "./apply-schema.ts";
-import { watchSchema } from "./watch-schema.ts";
+import { notifySchemaChanged, watchSchema } from "./watch-schema.ts";
 import { recreateDatabase, ensureDatabase } from "./roles.ts";
 import { withCredentials } from "./urls.ts";
 
@@ -33,10 +35,12 @@ async function main(command: string | undefined) {
       case "migrate":
         await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log });
         await applySchema(database.ownerUrl, { force: true, log });
+        await notifySchemaChanged(database.ownerUrl);
         log("migrations, functions and policies applied");
         break;
       case "watch":
         await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log, includeCurrent: true });
+        await notifySchemaChanged(database.ownerUrl);
         await watchSchema(database.ownerUrl, log);
         return;
       case "reset":
@@ -61,13 +65,18 @@ async function main(command: string | undefined) {
           ),
         };
         await commit(settings, process.argv[3] ?? null);
-        log("committed db/migrations/current/ as the next migration");
+        // graphile-migrate leaves its blank migration as current/1-current.sql: current/ is left
+        // empty instead, ready for the next NNN-<domain>-<what>.sql.
+        removeBlankCurrentMigrations();
+        await notifySchemaChanged(database.ownerUrl);
+        log("committed db/migrations/current/ as the next migration (see db/migrations/committed/)");
         break;
       }
       default:
         throw new ConfigError("usage: node db/cli.ts setup|migrate|watch|reset|commit [message]");
     }
   } finally {
+    await closeMigratePools();
     await database.stop();
   }
 }

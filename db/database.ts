@@ -1,12 +1,14 @@
 // Decides which PostgreSQL to use and gets it ready, in the order README documents:
 //   1. DATABASE_URL + AUTH_DATABASE_URL: used as they are (roles and database must exist);
 //   2. ROOT_DATABASE_URL: a superuser creates the roles and DATABASE_NAME if missing;
-//   3. neither: an embedded PostgreSQL 15 under DATA_DIR/postgres.
+//   3. neither: an embedded PostgreSQL 15 under DATA_DIR/postgres, shared by every process of
+//      ours on that DATA_DIR (npm start, db:watch, db:commit, db:seed, credits:grant): the first
+//      starts it, the others connect to it (db/embedded.ts).
 // Then migrations and policies are applied as the owner.
 
 import path from "node:path";
 import type { Config } from "../core/config.ts";
-import { startEmbeddedPostgres } from "./embedded.ts";
+import { openEmbeddedPostgres } from "./embedded.ts";
 import { loadLocalSecrets, type LocalSecrets } from "./secrets.ts";
 import { ensureDatabase, ensureRoles, ROLES } from "./roles.ts";
 import { withCredentials, redact } from "./urls.ts";
@@ -20,6 +22,8 @@ export interface Database {
   /** Superuser URL for the cluster's maintenance database, when we have one. */
   rootUrl: string | null;
   mode: "urls" | "root" | "embedded";
+  /** With the embedded PostgreSQL: whether this process runs it (false: another process of ours does). */
+  embeddedHere?: boolean;
   /** Stops the embedded PostgreSQL if we started it. */
   stop(): Promise<void>;
 }
@@ -45,18 +49,26 @@ export async function connectDatabase(config: Config, log: (line: string) => voi
   let rootUrl: string;
   let stop = async () => {};
   let mode: Database["mode"];
+  let embeddedHere: boolean | undefined;
   if (config.rootDatabaseUrl) {
     rootUrl = config.rootDatabaseUrl;
     mode = "root";
   } else {
     const started = Date.now();
-    const cluster = await startEmbeddedPostgres({
-      databaseDir: path.join(config.dataDir, "postgres"),
+    const databaseDir = path.join(config.dataDir, "postgres");
+    const cluster = await openEmbeddedPostgres({
+      databaseDir,
       port: config.embeddedPostgresPort,
       password: local().embeddedSuperuserPassword,
       settings: { shared_preload_libraries: "pg_stat_statements" },
     });
-    log(`embedded PostgreSQL 15 on 127.0.0.1:${config.embeddedPostgresPort} (${Date.now() - started} ms)`);
+    embeddedHere = cluster.startedHere;
+    log(
+      cluster.startedHere
+        ? `embedded PostgreSQL 15 on 127.0.0.1:${cluster.port} (${Date.now() - started} ms; data in ${databaseDir})`
+        : `using the embedded PostgreSQL already running on 127.0.0.1:${cluster.port} (process ${cluster.pid}, ` +
+            `started by another command on this DATA_DIR; it stops when that command stops)`,
+    );
     rootUrl = cluster.rootUrl;
     stop = cluster.stop;
     mode = "embedded";
@@ -76,11 +88,17 @@ export async function connectDatabase(config: Config, log: (line: string) => voi
     authUrl: withCredentials(rootUrl, ROLES.authenticator, authenticatorPassword, config.databaseName),
     rootUrl,
     mode,
+    embeddedHere,
     stop,
   };
 }
 
-export async function prepareDatabase(config: Config, log: (line: string) => void): Promise<Database> {
+export interface PrepareOptions {
+  /** Also run db/migrations/current/ even in production (they always run outside production). */
+  includeCurrent?: boolean;
+}
+
+export async function prepareDatabase(config: Config, log: (line: string) => void, options: PrepareOptions = {}): Promise<Database> {
   const database = await connectDatabase(config, log);
   try {
     // One process migrates and applies functions and policies; the others started with it wait
@@ -95,7 +113,7 @@ export async function prepareDatabase(config: Config, log: (line: string) => voi
         // Outside production, the uncommitted migrations in db/migrations/current/ run too (as
         // under db:watch and the tests): a table made with `npm run new:table` is served by
         // `npm start` and the e2e tests before anyone commits it. Production runs committed ones only.
-        await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log, includeCurrent: !config.isProduction });
+        await migrateDatabase({ ownerUrl: database.ownerUrl, rootUrl: database.rootUrl, log, includeCurrent: options.includeCurrent || !config.isProduction });
         if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, {
           warn: (fields, message) => log(`${message} (${(fields as { error?: string }).error ?? "unknown reason"})`),
         });

@@ -1,12 +1,27 @@
 // The embedded PostgreSQL 15 that `npm start` and `npm test` fall back to when no database is
 // configured. Binaries come from the npm package; data lives in the given directory.
+//
+// One data directory, one cluster, shared: `npm start`, `npm run db:watch`, `db:commit`,
+// `db:seed` and `credits:grant` all call openEmbeddedPostgres. Whichever comes first starts the
+// cluster (and stops it when it exits); the others find it through the data directory's
+// postmaster.pid (a live process, its port) and connect to it as they would to any server,
+// instead of trying to start a second cluster on a directory that is already in use.
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import pg from "pg";
 import { projectRoot } from "../core/paths.ts";
+import { portOpen } from "./ports.ts";
 import path from "node:path";
 
 export interface EmbeddedCluster {
   rootUrl: string;
+  /** The port it listens on (another process's cluster may use another than the one asked for). */
+  port: number;
+  /** Whether this process started it (and stops it), or found it running in another one. */
+  startedHere: boolean;
+  /** The PostgreSQL server's process id. */
+  pid: number | null;
+  /** Stops the cluster if this process started it; does nothing for one found running. */
   stop(): Promise<void>;
 }
 
@@ -22,9 +37,90 @@ export interface EmbeddedOptions {
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch (error) {
+    // EPERM: alive, but another user's (Postgres runs as `postgres` when we are root)
+    if ((error as { code?: string }).code !== "EPERM") return false;
+  }
+  // After a crash and a reboot the pid may belong to an unrelated process: where /proc tells the
+  // program's name (Linux), only a postgres process counts.
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim().startsWith("postgres");
   } catch {
-    return false;
+    return true;
+  }
+}
+
+export interface RunningPostmaster {
+  pid: number;
+  port: number;
+  /** The status line PostgreSQL keeps in postmaster.pid: "starting", "ready", "stopping", … */
+  status: string;
+}
+
+/**
+ * The PostgreSQL server that holds databaseDir right now: read from its postmaster.pid (line 1
+ * the pid, line 4 the port, line 8 the status), when that process is alive; null otherwise.
+ */
+export function runningPostmaster(databaseDir: string): RunningPostmaster | null {
+  const pidFile = path.join(databaseDir, "postmaster.pid");
+  let lines: string[];
+  try {
+    lines = readFileSync(pidFile, "utf8").split("\n");
+  } catch {
+    return null;
+  }
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isRunning(pid)) return null;
+  return { pid, port: Number.isInteger(port) && port > 0 ? port : NaN, status: (lines[7] ?? "").trim() };
+}
+
+function superuserUrl(port: number, password: string): string {
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Connection errors that mean "not accepting connections yet": keep waiting. */
+const NOT_YET = new Set(["ECONNREFUSED", "57P03", "ECONNRESET"]);
+
+/**
+ * Waits (up to waitMs) for the cluster another process runs on databaseDir to accept the
+ * superuser; its details, or null when no live process holds the directory (any more).
+ */
+async function attach(databaseDir: string, password: string, waitMs: number): Promise<RunningPostmaster | null> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const running = runningPostmaster(databaseDir);
+    if (!running) return null;
+    let reason = `its postmaster.pid has no port yet (status "${running.status || "unknown"}")`;
+    if (Number.isInteger(running.port)) {
+      const client = new pg.Client({ connectionString: superuserUrl(running.port, password), connectionTimeoutMillis: 2000 });
+      client.on("error", () => {});
+      try {
+        await client.connect();
+        await client.query("select 1");
+        return running;
+      } catch (error) {
+        const code = (error as { code?: string }).code ?? "";
+        if (!NOT_YET.has(code)) {
+          throw new Error(
+            `the embedded PostgreSQL of ${databaseDir} is running (process ${running.pid}, port ${running.port}) but refused this ` +
+              `process: ${(error as Error).message} (is DATA_DIR's secrets file the one it was created with?)`,
+          );
+        }
+        reason = `it does not accept connections on 127.0.0.1:${running.port} yet (${code})`;
+      } finally {
+        await client.end().catch(() => {});
+      }
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `the embedded PostgreSQL data directory ${databaseDir} is in use by process ${running.pid} (postmaster.pid), but ${reason} ` +
+          `after ${waitMs} ms: wait for it or stop that process (another npm start / db:watch on the same DATA_DIR?)`,
+      );
+    }
+    await sleep(200);
   }
 }
 
@@ -70,8 +166,45 @@ async function loadEmbeddedPostgres() {
   return EmbeddedPostgres;
 }
 
+export interface OpenOptions extends EmbeddedOptions {
+  /** How long to wait for a cluster another process is starting to accept connections (default 60 s). */
+  attachWaitMs?: number;
+}
+
+/**
+ * The embedded cluster of options.databaseDir: the one another process of ours already runs on
+ * it (connected to, never stopped from here), or a new one started here.
+ */
+export async function openEmbeddedPostgres(options: OpenOptions): Promise<EmbeddedCluster> {
+  const waitMs = options.attachWaitMs ?? 60_000;
+  const found = (running: RunningPostmaster): EmbeddedCluster => ({
+    rootUrl: superuserUrl(running.port, options.password),
+    port: running.port,
+    startedHere: false,
+    pid: running.pid,
+    stop: async () => {},
+  });
+  const running = await attach(options.databaseDir, options.password, waitMs);
+  if (running) return found(running);
+  try {
+    return await startEmbeddedPostgres(options);
+  } catch (error) {
+    // Another process may have started it between the look and the start: use that one.
+    const raced = await attach(options.databaseDir, options.password, waitMs).catch(() => null);
+    if (raced) return found(raced);
+    throw error;
+  }
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedCluster> {
-  const log = options.onLog ?? (() => {});
+  const onLog = options.onLog ?? (() => {});
+  // The last lines PostgreSQL wrote: part of the error when it does not start.
+  const recent: string[] = [];
+  const log = (line: string) => {
+    recent.push(line);
+    if (recent.length > 8) recent.shift();
+    onLog(line);
+  };
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   if (process.getuid?.() === 0) {
     mkdirSync(path.dirname(options.databaseDir), { recursive: true });
@@ -103,15 +236,26 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     await cluster.initialise();
   }
   clearStalePidFile(options.databaseDir);
+  // Said before trying, so that the error names the real cause: a port held by some other program
+  // (not a cluster on this data directory, which openEmbeddedPostgres would have found).
+  const portTaken = await portOpen(options.port);
   try {
     await cluster.start();
   } catch (error) {
-    throw new Error(
-      `embedded PostgreSQL did not start on port ${options.port} (is the port taken? set EMBEDDED_POSTGRES_PORT): ${String(error ?? "process exited")}`,
-    );
+    const holder = runningPostmaster(options.databaseDir);
+    const cause = holder
+      ? `its data directory ${options.databaseDir} is in use by another PostgreSQL (process ${holder.pid}, port ${holder.port})`
+      : portTaken
+        ? `port ${options.port} is already in use by another program (set EMBEDDED_POSTGRES_PORT to a free port)`
+        : `PostgreSQL exited: ${String(error ?? "") || "no reason given"}${recent.length ? `; its last lines: ${recent.join(" | ")}` : ""}`;
+    throw new Error(`embedded PostgreSQL did not start on port ${options.port}: ${cause}`);
   }
+  const pid = runningPostmaster(options.databaseDir)?.pid ?? null;
   return {
-    rootUrl: `postgres://postgres:${encodeURIComponent(options.password)}@127.0.0.1:${options.port}/postgres`,
+    rootUrl: superuserUrl(options.port, options.password),
+    port: options.port,
+    startedHere: true,
+    pid,
     stop: () => cluster.stop(),
   };
 }

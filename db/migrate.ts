@@ -4,11 +4,12 @@
 //   3. db/functions and db/policies, re-applied whenever their text changed (db/apply-schema.ts).
 // Runs as app_owner. Safe to run from several processes at once (advisory locks).
 
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
 import { migrate, watch, Logger } from "graphile-migrate";
-import { existsSync } from "node:fs";
+// Not re-exported by the package's index: ends the pools it keeps open after use.
+import { clearAllPools } from "graphile-migrate/dist/pgReal.js";
 import { runMigrations as runWorkerMigrations } from "graphile-worker";
 import { projectRoot } from "../core/paths.ts";
 import { applySchema } from "./apply-schema.ts";
@@ -29,12 +30,50 @@ export function hasCurrentMigrations(): boolean {
   return existsSync(dir) && readdirSync(dir).some((file) => file.endsWith(".sql"));
 }
 
+/** What graphile-migrate writes into an emptied current migration (its blankMigrationContent). */
+const BLANK_MIGRATION = "-- Enter migration here\n";
+
+/**
+ * After `db:commit` graphile-migrate writes its blank migration back into current/ as
+ * `1-current.sql`; our convention is an empty folder (files are NNN-<domain>-<what>.sql). Removes
+ * every .sql file in current/ that holds nothing but comments and blank lines; returns their names.
+ */
+export function removeBlankCurrentMigrations(): string[] {
+  const dir = path.join(MIGRATIONS_FOLDER, "current");
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const file of readdirSync(dir)) {
+    if (!file.endsWith(".sql")) continue;
+    const text = readFileSync(path.join(dir, file), "utf8");
+    const blank = text
+      .split("\n")
+      .every((line) => line.trim() === "" || line.trim().startsWith("--"));
+    if (blank) {
+      rmSync(path.join(dir, file));
+      removed.push(file);
+    }
+  }
+  return removed;
+}
+
+/**
+ * graphile-migrate keeps its pools open for 200 ms after use, and exits the process (code 1) when
+ * an idle connection of theirs breaks: stopping the embedded PostgreSQL under them printed
+ * "[migrate:error] … terminating connection due to administrator command" after a command had
+ * succeeded. Ends them now, and gives their connections a moment to close.
+ */
+export async function closeMigratePools(): Promise<void> {
+  clearAllPools();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
 export function migrateSettings(options: MigrateOptions) {
   const log = options.log ?? (() => {});
   return {
     connectionString: options.ownerUrl,
     rootConnectionString: options.rootUrl ?? undefined,
     migrationsFolder: MIGRATIONS_FOLDER,
+    blankMigrationContent: BLANK_MIGRATION,
     logger: new Logger(() => (level: string, message: string) => log(`[migrate:${level}] ${message}`)),
   };
 }

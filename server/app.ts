@@ -58,6 +58,10 @@ export interface AppOptions {
   fairShare?: Partial<FairShareConfig>;
   /** Stripe webhook body cap and refused-delivery limit (default: from the environment). */
   stripeWebhook?: Partial<StripeWebhookLimits>;
+  /** Whether /readyz counts "no backup yet" as degraded (server/health.ts); default true, false in development. */
+  backupsRequired?: boolean;
+  /** Rebuild the GraphQL schema when `npm run db:watch` re-applies SQL (development). Default false. */
+  watchSchema?: boolean;
 }
 
 export interface App {
@@ -92,6 +96,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     ownerPool,
     authPool,
     workerHeartbeatMaxAgeSeconds: options.workerHeartbeatMaxAgeSeconds ?? 120,
+    backupsRequired: options.backupsRequired,
   });
 
   const realtime = createRealtime({
@@ -107,7 +112,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   await writeAccountSettings(ownerPool, accounts);
 
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema })],
     plugins: [operationsPlugin({ limits, metrics }), sessionEndedPlugin()],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });
@@ -132,6 +137,14 @@ export async function createApp(options: AppOptions): Promise<App> {
   });
   app.use(requestContext(logger, metrics));
   app.use(securityHeaders("/graphiql"));
+  // GraphiQL's schema-change stream (development, watch mode): a response that never ends, so
+  // shutdown closes these connections itself instead of waiting for them until its deadline.
+  const streams = new Set<import("node:net").Socket>();
+  app.use("/graphql/stream", (req, _res, next) => {
+    streams.add(req.socket);
+    req.socket.once("close", () => streams.delete(req.socket));
+    next();
+  });
   // Browsers ask for it on every GraphiQL load; an empty answer instead of a 404 in the console.
   app.get("/favicon.ico", (_req, res) => {
     res.status(204).end();
@@ -178,6 +191,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       // connections as soon as they fall idle (a client reusing one would otherwise hold the
       // server open until the shutdown deadline).
       draining = true;
+      for (const socket of streams) socket.destroy();
       // Websockets first: they would hold httpServer.close() open until the deadline.
       const sockets = realtime.close();
       const sweep = setInterval(() => httpServer.closeIdleConnections?.(), 100);

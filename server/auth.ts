@@ -98,11 +98,28 @@ export function verifiedTokenCache(settings: JwtSettings, size = VERIFIED_TOKEN_
   };
 }
 
+/**
+ * The media type of a GraphQL answer that is not a 200 (GraphQL over HTTP): with
+ * application/graphql-response+json a client such as Apollo Client 4 reads the body as a GraphQL
+ * response (errors[0].extensions.code) whatever the status; with application/json it treats a 401
+ * as a transport failure and leaves the code in the body text. So the first when the request
+ * names it (and prefers it), else application/json (also for "any type" or no Accept header).
+ */
+export function graphqlResponseType(req: Request | undefined): string {
+  const accept = req?.headers.accept;
+  // Named by the client (Apollo Client 4, graphql-http, urql send it); */* or nothing: application/json.
+  if (!accept?.includes("application/graphql-response+json")) return "application/json; charset=utf-8";
+  const chosen = req!.accepts(["application/graphql-response+json", "application/json"]);
+  return chosen === "application/graphql-response+json" ? "application/graphql-response+json; charset=utf-8" : "application/json; charset=utf-8";
+}
+
+/** The 401 for a bad token or key: a GraphQL response whose one error has code INVALID_TOKEN. */
 export function sendInvalidToken(res: Response, message: string): void {
   res
     .status(401)
     .set("WWW-Authenticate", 'Bearer error="invalid_token"')
-    .json({ errors: [{ message, extensions: { code: "INVALID_TOKEN" } }] });
+    .type(graphqlResponseType(res.req))
+    .send(JSON.stringify({ errors: [{ message, extensions: { code: "INVALID_TOKEN" } }] }));
 }
 
 /**
@@ -202,7 +219,7 @@ export function sessionEndedPlugin(): GraphileConfig.Plugin {
           return {
             type: "buffer",
             statusCode: 401,
-            headers: { "content-type": "application/json; charset=utf-8", "content-length": String(buffer.length) },
+            headers: { "content-type": graphqlResponseType(req), "content-length": String(buffer.length) },
             buffer,
           };
         },

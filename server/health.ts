@@ -6,6 +6,9 @@
 //   informative (failing -> HTTP 200 "degraded", shown in details and in /metrics): the
 //     newest worker heartbeat, the last backup and the last restore verification. A dead
 //     worker must not take the API out of the load balancer; it pages through monitoring.
+//     With backupsRequired false (development: NODE_ENV not production) a backup or verification
+//     that has simply not run yet is not a fault (ok, with a note): a fresh install is "ready". A
+//     backup or verification that ran and failed degrades it everywhere.
 
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -29,6 +32,8 @@ export interface ReadinessOptions {
   authPool: pg.Pool;
   workerHeartbeatMaxAgeSeconds: number;
   timeoutMs?: number;
+  /** Whether a backup (and a restore verification) not made yet degrades readiness; default true. */
+  backupsRequired?: boolean;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -61,6 +66,11 @@ export function makeReadiness(options: ReadinessOptions) {
   // Read once: what this server's code expects of the database.
   const expectedMigration = latestCommittedMigrationHash();
   const expectedPolicies = readSchema().hash;
+  const backupsRequired = options.backupsRequired ?? true;
+  const notYet = (what: string): CheckResult =>
+    backupsRequired
+      ? { ok: false, critical: false, error: what }
+      : { ok: true, critical: false, note: `${what} (not required in development)` };
 
   async function ping(pool: pg.Pool, what: string): Promise<CheckResult> {
     const started = Date.now();
@@ -110,10 +120,10 @@ export function makeReadiness(options: ReadinessOptions) {
           : { ok: false, critical: false, error: "no worker has reported a heartbeat" },
         backup: row.backup
           ? { ok: row.backup.ok, critical: false, ...row.backup }
-          : { ok: false, critical: false, error: "no backup has been made yet" },
+          : notYet("no backup has been made yet"),
         backup_verification: row.verify
           ? { ok: row.verify.ok, critical: false, ...row.verify }
-          : { ok: false, critical: false, error: "no backup has been restore-tested yet" },
+          : notYet("no backup has been restore-tested yet"),
       };
     } catch (error) {
       return { migrations: { ok: false, critical: true, error: message(error) } };

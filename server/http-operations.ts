@@ -21,6 +21,8 @@ declare global {
       requestId?: string;
       graphqlOperationName?: string | null;
       graphqlExecuted?: boolean;
+      /** The body was an array of one operation: answered as an array of one result. */
+      graphqlBatchOfOne?: boolean;
     }
   }
 }
@@ -129,24 +131,42 @@ export function graphqlError(res: Response, status: number, code: string, messag
 
 /**
  * Body handling in front of /graphql: JSON parsed here with the size limit (HTTP 413 above it)
- * and batched (array) bodies refused: one operation per request, so every limit above applies
- * to the whole request.
+ * and batched (array) bodies of more than one operation refused: one operation per request, so
+ * every limit above applies to the whole request. An array of exactly one operation (what a
+ * batching client such as Apollo's BatchHttpLink sends when only one is pending) is served as
+ * that operation and answered as an array of its one result.
  */
 export function graphqlBody(limits: GraphQLLimits): RequestHandler[] {
   return [
     express.json({ limit: limits.maxBodyBytes, type: "application/json" }),
     (req, res, next) => {
       if (Array.isArray(req.body)) {
+        if (req.body.length === 1 && req.body[0] !== null && typeof req.body[0] === "object" && !Array.isArray(req.body[0])) {
+          req.body = req.body[0];
+          req.graphqlBatchOfOne = true;
+          return next();
+        }
         return graphqlError(
           res,
           400,
           "BATCH_NOT_SUPPORTED",
-          `Batched requests are not supported: send at most 1 operation per request (got ${req.body.length}).`,
+          `Batched requests are not supported: send one operation per request (an array of exactly one is accepted), got an array of ${req.body.length}.`,
         );
       }
       next();
     },
   ];
+}
+
+/** A grafserv result for an array of one: the same answer inside an array (status and headers kept). */
+function asBatchOfOne<R extends { type: string }>(result: R): R {
+  if (result.type === "buffer") {
+    const buffered = result as unknown as { buffer: Buffer; headers: Record<string, string> };
+    const buffer = Buffer.concat([Buffer.from("["), buffered.buffer, Buffer.from("]")]);
+    return { ...result, buffer, headers: { ...buffered.headers, "content-length": String(buffer.length) } };
+  }
+  if (result.type === "json") return { ...result, json: [(result as unknown as { json: unknown }).json] };
+  return result;
 }
 
 export function bodyErrors(limits: GraphQLLimits, logger: Logger): ErrorRequestHandler {
@@ -208,13 +228,15 @@ export function operationsPlugin(options: { limits: GraphQLLimits; metrics: Metr
         // Requests refused before execution (parse/validation errors, limits, bad bodies): their
         // response is small, read back for the error codes. Executed ones are counted below.
         async processRequest(next, event) {
-          const result = await next();
           const req = expressRequest(event.requestDigest);
-          if (!result || !req || req.graphqlOperationName === undefined || req.graphqlExecuted) return result;
+          const answer = await next();
+          // (the codes below are read from the answer before it is put in its array)
+          const result = answer && req?.graphqlBatchOfOne ? asBatchOfOne(answer) : answer;
+          if (!answer || !result || !req || req.graphqlOperationName === undefined || req.graphqlExecuted) return result;
           let codes: string[] = ["BAD_REQUEST"];
-          if (result.type === "buffer") {
+          if (answer.type === "buffer") {
             try {
-              const body = JSON.parse(result.buffer.toString("utf8")) as { errors?: { extensions?: { code?: unknown } }[] };
+              const body = JSON.parse(answer.buffer.toString("utf8")) as { errors?: { extensions?: { code?: unknown } }[] };
               codes = (body.errors ?? []).map((e) => (typeof e.extensions?.code === "string" ? e.extensions.code : "GRAPHQL_VALIDATION_FAILED"));
             } catch {
               // not JSON: keep BAD_REQUEST

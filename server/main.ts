@@ -4,6 +4,9 @@
 // past SHUTDOWN_TIMEOUT_MS the process exits anyway (code 1). Logs are JSON lines (pino).
 // WEB_CONCURRENCY=N serves from N processes (server/cluster.ts); this process then keeps the
 // database, migrations and the job worker, and supervises them.
+// Development (NODE_ENV not production): the GraphQL schema is rebuilt whenever `npm run db:watch`
+// re-applies db/functions or db/policies. `npm run dev` (node server/main.ts --dev) is `npm start`
+// plus db:watch in this one process: db/migrations/current/ is run too, and saved SQL re-applied.
 
 import "../core/graphile-env.ts";
 import { writeSync } from "node:fs";
@@ -17,6 +20,9 @@ import { startWorker } from "../workers/runner.ts";
 import { operationsContextFrom, operationsCrontab } from "../workers/operations.ts";
 import { createLogger, setRootLogger, type Logger } from "../core/logger.ts";
 import { ensureMonitoring, slowQueryMonitoringStatus } from "../db/monitoring.ts";
+import { watchSchema } from "../db/watch-schema.ts";
+
+const devLoop = process.argv.includes("--dev");
 
 let logger: Logger = createLogger({ level: "info" });
 
@@ -56,6 +62,8 @@ function appOptions(config: Config, stripe: StripeConfig, urls: { ownerUrl: stri
     listenUrl: urls.listenUrl,
     realtime: config.realtime,
     accounts: config.accounts,
+    watchSchema: !config.isProduction,
+    backupsRequired: config.isProduction,
   };
 }
 
@@ -111,10 +119,16 @@ async function main() {
   logger = createLogger({ level: config.logLevel, file: config.logFile, stdout: true });
   setRootLogger(logger);
   if (isServerProcess) return serveInCluster(config, stripe);
+  if (devLoop && config.isProduction) {
+    console.error("[tenantbase] configuration error: npm run dev is for development; it refuses NODE_ENV=production");
+    process.exit(1);
+  }
 
   // Migrations (and the in-process worker) connect directly when DATABASE_URL is pooled.
   const direct = config.directDatabaseUrl;
-  const database = await prepareDatabase(direct && config.databaseUrl ? { ...config, databaseUrl: direct } : config, log);
+  const database = await prepareDatabase(direct && config.databaseUrl ? { ...config, databaseUrl: direct } : config, log, {
+    includeCurrent: devLoop,
+  });
   const apiOwnerUrl = direct && config.databaseUrl ? config.databaseUrl : database.ownerUrl;
   if (database.rootUrl) await ensureMonitoring(database.rootUrl, database.ownerUrl, logger);
   const monitoring = await slowQueryMonitoringStatus(database.ownerUrl);
@@ -151,6 +165,8 @@ async function main() {
   log(`ready in ${Date.now() - started} ms (database: ${database.mode})`);
   log(`GraphQL:  ${base}/graphql`);
   if (config.graphiql) log(`GraphiQL: ${base}/graphiql`);
+  // Resolves on SIGINT/SIGTERM, which stop() below handles.
+  if (devLoop) void watchSchema(database.ownerUrl, log);
 
   let stopping = false;
   const stop = async (signal: string) => {

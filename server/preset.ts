@@ -33,6 +33,11 @@ export interface PresetOptions {
   limits: PageSizes & PromptSearchLimits & RequestTimeouts;
   /** Where masked errors are logged; default: the process logger. */
   logger?: Logger;
+  /**
+   * Rebuild the schema when a message arrives on postgraphile_watch (db/watch-schema.ts sends one
+   * after each apply); development only. Needs `realtime` (its LISTEN connection). Default false.
+   */
+  watch?: boolean;
 }
 
 export interface RequestTimeouts {
@@ -80,6 +85,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       // typed client flags a missing one); an argument with a default stays optional. A function
       // that takes null for an argument says so with `default null`.
       pgStrictFunctions: true,
+      // Watch mode (development) reacts to db:watch's NOTIFY; no event trigger (it needs a superuser).
+      installWatchFixtures: false,
     },
     schema: {
       // Rows of a connection are never null (`nodes: [Generation!]!`): typed clients need no
@@ -96,7 +103,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       graphqlPath: "/graphql",
       graphiqlPath: "/graphiql",
       graphiql: options.graphiql ?? true,
-      watch: false,
+      watch: options.watch === true && options.realtime !== undefined,
       maskError: (error) => maskError(error, logger),
       // grafast writes the response's data as JSON text while it walks the result, instead of
       // building objects for JSON.stringify to walk again.

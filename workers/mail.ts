@@ -2,6 +2,9 @@
 // as an .eml file to OUTBOX_DIR (default <DATA_DIR>/outbox) and logged, so development needs no
 // mail server (settings: core/config.ts mailConfig, read when a task runs). Every message has a
 // text and an HTML body; values placed in HTML go through escapeHtml. Links start at APP_URL.
+// An outbox file is written with 8bit bodies, not quoted-printable: a developer opens it in an
+// editor and copies a link or token as it is (quoted-printable would cut a long link with "=" and
+// turn "token=" into "token=3D"). Over SMTP nodemailer chooses the encoding as usual.
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -51,6 +54,19 @@ export function htmlLink(href: string, label: string): string {
   return `<a href="${escapeHtml(href)}">${escapeHtml(label)}</a>`;
 }
 
+/** RFC 5322 caps a line at 998 octets; 8bit is valid below that. */
+const MAX_LINE_OCTETS = 998;
+
+/**
+ * A body part written as it is (Content-Transfer-Encoding: 8bit, UTF-8), so the outbox file reads
+ * like the message; a body with a line too long for 8bit is left to nodemailer's encoding.
+ */
+function readablePart(type: string, body: string): string | { raw: string } {
+  const lines = body.replace(/\r\n/g, "\n").split("\n");
+  if (lines.some((line) => Buffer.byteLength(line) > MAX_LINE_OCTETS)) return body;
+  return { raw: `Content-Type: ${type}; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n${lines.join("\n")}` };
+}
+
 export interface SentMail {
   /** "smtp", or the .eml file written to the outbox. */
   via: "smtp" | string;
@@ -66,7 +82,7 @@ export async function sendMail(message: MailMessage, outboxName: string, mail: M
     await smtpTransport(mail.smtpUrl).sendMail(full);
     return { via: "smtp" };
   }
-  const info = await fileTransport.sendMail(full);
+  const info = await fileTransport.sendMail({ ...full, text: readablePart("text/plain", message.text), html: readablePart("text/html", message.html) });
   mkdirSync(mail.outboxDir, { recursive: true });
   const file = path.join(mail.outboxDir, `${outboxName.replace(/[^A-Za-z0-9._-]/g, "_")}.eml`);
   writeFileSync(file, info.message as Buffer);

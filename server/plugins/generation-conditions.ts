@@ -61,7 +61,13 @@ export function checkPromptSearch(value: string, limits: PromptSearchLimits): vo
 
 const promptSearch = (limits: PromptSearchLimits) =>
   addPgTableCondition(generations, "promptSearch", (build) => ({
-    description: "Fuzzy search of the prompt (metadata.prompt): words similar to these, typos allowed. Length bounded by the server (INVALID_SEARCH outside).",
+    description:
+      "Fuzzy search of the prompt (metadata.prompt), case-insensitive. A generation matches when some run of words in its prompt " +
+      "is similar to the whole search text: pg_trgm word similarity of at least 0.6 (pg_trgm.word_similarity_threshold), i.e. at " +
+      "least 60% of the text's trigrams (three-letter pieces of each word, padded with spaces) appear in that run. So the typos " +
+      "tolerated grow with the text's length: 'kiten' finds 'kitten' and 'orange kiten' finds 'orange kitten', but a wrong letter " +
+      "in a short word ('orenge') or one in each of two short words ('orenge kiten') finds nothing. Words count together, in any " +
+      "order. Length bounded by the server (INVALID_SEARCH outside).",
     type: build.graphql.GraphQLString,
     apply(condition, value) {
       if (value == null) return;

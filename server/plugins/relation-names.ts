@@ -5,17 +5,28 @@
 // `fieldName` for the row's own field, `foreignFieldName` for the list on the other side.
 // Kept here, in TypeScript, rather than as comments in committed migrations. Constraint names are
 // PostgreSQL's (db/migrations/committed/); a renamed constraint shows up in the schema drift test.
+//
+// Root lookups by a tenant-scoped unique key, (organization_id, idempotency_key), are named
+// likewise: `generationByIdempotencyKey(organizationId, idempotencyKey)`, not
+// `generationByOrganizationIdAndIdempotencyKey` (a `fieldName` tag on the unique constraint).
 
 import { jsonPgSmartTags } from "postgraphile/utils";
 
-type Names = { fieldName: string; foreignFieldName: string };
+type Names = { fieldName: string; foreignFieldName?: string };
 const relations: Record<string, Record<string, Names>> = {
   "app_public.generations": {
     generations_project_fkey: { fieldName: "project", foreignFieldName: "generations" },
     generations_reservation_fkey: { fieldName: "reservation", foreignFieldName: "generations" },
+    generations_idempotency_key: { fieldName: "generationByIdempotencyKey" },
   },
   "app_public.credit_ledger": {
     credit_ledger_reservation_fkey: { fieldName: "reservation", foreignFieldName: "ledgerEntries" },
+    credit_ledger_idempotency_key: { fieldName: "creditLedgerEntryByIdempotencyKey" },
+    credit_ledger_system_key: { fieldName: "creditLedgerEntryBySystemKey" },
+  },
+  "app_public.credit_reservations": {
+    credit_reservations_idempotency_key: { fieldName: "creditReservationByIdempotencyKey" },
+    credit_reservations_system_key: { fieldName: "creditReservationBySystemKey" },
   },
   "app_public.invitations": {
     invitations_invited_by_fkey: { fieldName: "invitedByUser", foreignFieldName: "sentInvitations" },

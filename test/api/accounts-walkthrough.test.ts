@@ -41,7 +41,8 @@ async function latestMail(subject: string): Promise<string> {
   const mails = readdirSync(outbox)
     .map((f) => path.join(outbox, f))
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
-    .map((f) => readFileSync(f, "utf8").replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_m, h) => String.fromCharCode(parseInt(h, 16))));
+    // read as written: the outbox is 8bit, a link and its token as they are (workers/mail.ts)
+    .map((f) => readFileSync(f, "utf8"));
   const mail = mails.find((m) => m.includes(`Subject: ${subject}`));
   if (!mail) throw new Error(`no mail "${subject}" in the outbox`);
   return mail;

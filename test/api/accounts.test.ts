@@ -97,11 +97,48 @@ describe("email verification", () => {
     const pending = `{ myPendingInvitations { nodes { organizationId role } } }`;
     expect(codes(await server.graphql(pending, {}, invitee.token))).toEqual(["EMAIL_NOT_VERIFIED"]);
     const accept = `mutation($t: String!) { acceptInvitation(input: {token: $t}) { membership { role } } }`;
+    // the inviter's token proves nothing about the address (the inviter has it too)
     expect(codes(await server.graphql(accept, { t: invitationToken }, invitee.token))).toEqual(["EMAIL_NOT_VERIFIED"]);
 
     await server.graphql(VERIFY, { t: await issueToken(db, "verify_email", invitee.userId) });
     expect((await server.graphql(pending, {}, invitee.token)).data.myPendingInvitations.nodes).toHaveLength(1);
     expect((await server.graphql(accept, { t: invitationToken }, invitee.token)).data.acceptInvitation.membership.role).toBe("member");
+  });
+
+  test("accepting an invitation with its token proves the invited address: no separate verification; another address is refused", async () => {
+    const owner = await register(server);
+    await server.graphql(VERIFY, { t: await issueToken(db, "verify_email", owner.userId) });
+    const org = await server.graphql(`mutation { createOrganization(input: {name: "Invites Co"}) { organization { id } } }`, {}, owner.token);
+    const orgId = org.data.createOrganization.organization.id;
+    // The token the invitation email carries (read from the queued job: the mail is not sent here).
+    const inviteTo = async (email: string) => {
+      const invited = await server.graphql(
+        `mutation($o: UUID!, $e: String!) { inviteMember(input: {organizationId: $o, email: $e, role: member}) { invitation { id } invitationToken } }`,
+        { o: orgId, e: email },
+        owner.token,
+      );
+      const { rows } = await db.owner.query("select payload->>'token' as token from graphile_worker._private_jobs where key = $1", [
+        `invitation_email:${invited.data.inviteMember.invitation.id}`,
+      ]);
+      return { mailed: rows[0].token as string, inviters: invited.data.inviteMember.invitationToken as string };
+    };
+    const accept = `mutation($t: String!) { acceptInvitation(input: {token: $t}) { membership { role } } }`;
+    const me = `{ currentUser { emailVerified } }`;
+
+    // signs up from the invitation link, with the invited address, and accepts at once
+    const email = uniqueEmail("link");
+    const token = (await inviteTo(email)).mailed;
+    const invitee = await register(server, email);
+    const accepted = await server.graphql(accept, { t: token }, invitee.token);
+    expect(accepted.errors).toBeUndefined();
+    expect(accepted.data.acceptInvitation.membership.role).toBe("member");
+    expect((await server.graphql(me, {}, invitee.token)).data.currentUser.emailVerified).toBe(true);
+
+    // someone else holding the token, not verified, with another address: refused, still unverified
+    const other = await register(server, uniqueEmail("other"));
+    const second = await inviteTo(uniqueEmail("second"));
+    expect(codes(await server.graphql(accept, { t: second.mailed }, other.token))).toEqual(["INVITATION_EMAIL_MISMATCH"]);
+    expect((await server.graphql(me, {}, other.token)).data.currentUser.emailVerified).toBe(false);
   });
 
   test("the rule is a setting: with organizations required, createOrganization needs a verified address too", async () => {

@@ -142,17 +142,29 @@ describe("bearer tokens", () => {
   }
   const base = () => ({ role: "app_user", sub: claims.sub, session_id: claims.session_id, aud: "tenantbase", iss: "tenantbase" });
 
-  async function expectInvalid(authorization: string) {
+  /** The 401 and its one INVALID_TOKEN error; answers the response's content-type. */
+  async function expectInvalid(authorization: string, accept?: string): Promise<string | null> {
     const response = await fetch(`${server.url}/graphql`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization },
+      headers: { "content-type": "application/json", authorization, ...(accept ? { accept } : {}) },
       body: JSON.stringify({ query: ME }),
     });
     expect(response.status).toBe(401);
     const body = (await response.json()) as any;
-    expect(body.errors[0].extensions.code).toBe("INVALID_TOKEN");
-    expect(body.data).toBeUndefined();
+    expect(body).toEqual({ errors: [{ message: expect.any(String), extensions: { code: "INVALID_TOKEN" } }] });
+    return response.headers.get("content-type");
   }
+
+  test("a 401 is a GraphQL response: application/graphql-response+json when accepted (Apollo Client reads errors[0].extensions.code), else application/json", async () => {
+    // what Apollo Client 4 and graphql-http clients send
+    const apollo = "application/graphql-response+json,application/json;q=0.9";
+    const missingSession = `Bearer ${sign({ ...base(), session_id: "01a20000-0000-7000-8000-000000000001", exp: claims.exp })}`;
+    for (const authorization of ["Bearer not.a.jwt", missingSession]) {
+      expect(await expectInvalid(authorization, apollo)).toBe("application/graphql-response+json; charset=utf-8");
+      expect(await expectInvalid(authorization, "application/json")).toBe("application/json; charset=utf-8");
+      expect(await expectInvalid(authorization, "*/*")).toBe("application/json; charset=utf-8");
+    }
+  });
 
   test("no token: anonymous, sees no user", async () => {
     const response = await server.graphql(ME);

@@ -126,6 +126,11 @@ describe("listing", () => {
     expect(await listIds({ metadataContains: { style: "anime" } })).toEqual([0, 4, 8]);
     expect(await listIds({ metadataContains: { style: "anime", seed: 4 } })).toEqual([4]);
     expect(await listIds({ promptSearch: "orange kiten" })).toEqual([0, 5]); // typo tolerated
+    // exactly as promptSearch's description says: at least 60% of the text's trigrams must match
+    expect(await listIds({ promptSearch: "kiten" })).toEqual([0, 5]);
+    expect(await listIds({ promptSearch: "orenge" })).toEqual([]);
+    expect(await listIds({ promptSearch: "orenge kiten" })).toEqual([]);
+    expect(await listIds({ promptSearch: "kitten orange" })).toEqual([0, 5]);
     expect(await listIds({ promptSearch: "ramen" })).toEqual([4, 9]);
     const all = await list({});
     const times = all.nodes.filter((n: any) => ids.includes(n.id));

@@ -102,15 +102,31 @@ test("a body over the size limit is answered 413 with REQUEST_TOO_LARGE, nothing
   expect(raw.status).toBe(413);
 });
 
-test("batched (array) requests are refused with BATCH_NOT_SUPPORTED", async () => {
-  const res = await postGraphQL(server.url, [{ query: "{ __typename }" }, { query: "{ __typename }" }]);
-  expect(res.status).toBe(400);
-  expect(res.body.errors).toEqual([
-    {
-      message: "Batched requests are not supported: send at most 1 operation per request (got 2).",
-      extensions: { code: "BATCH_NOT_SUPPORTED" },
-    },
-  ]);
+test("batched (array) requests of more than one operation are refused with BATCH_NOT_SUPPORTED", async () => {
+  for (const batch of [[{ query: "{ __typename }" }, { query: "{ __typename }" }], []]) {
+    const res = await postGraphQL(server.url, batch);
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toEqual([
+      {
+        message: `Batched requests are not supported: send one operation per request (an array of exactly one is accepted), got an array of ${batch.length}.`,
+        extensions: { code: "BATCH_NOT_SUPPORTED" },
+      },
+    ]);
+  }
+});
+
+test("an array of one operation is served and answered as an array of one result (batching clients)", async () => {
+  const ok = await postGraphQL(server.url, [{ query: "query Probe { __typename }", operationName: "Probe" }]);
+  expect(ok.status).toBe(200);
+  expect(ok.body).toEqual([{ data: { __typename: "Query" } }]);
+  // an error inside it is answered the same way, inside the array
+  const invalid = await postGraphQL(server.url, [{ query: "{ noSuchField }" }]);
+  expect(Array.isArray(invalid.body)).toBe(true);
+  expect(invalid.body[0].errors[0].extensions.code).toBe("GRAPHQL_VALIDATION_FAILED");
+  // an array of one that is not an operation object is still refused
+  const odd = await postGraphQL(server.url, ["{ __typename }"]);
+  expect(odd.status).toBe(400);
+  expect(odd.body.errors[0].extensions.code).toBe("BATCH_NOT_SUPPORTED");
 });
 
 test("malformed JSON is a clear 400", async () => {

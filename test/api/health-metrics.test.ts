@@ -77,6 +77,36 @@ test("/readyz: a running worker's heartbeat and a good verification make it read
   expect(stale.body.checks.worker.ageSeconds).toBeGreaterThanOrEqual(300);
 });
 
+test("/readyz in development (backups not required): a fresh install with a worker but no backup yet is ready; a failed backup still degrades", async () => {
+  const dev = await startServer(db, { workerHeartbeatMaxAgeSeconds: 60, backupsRequired: false });
+  const runner: Runner = await startWorker({ ownerUrl: db.directOwnerUrl, crontab: null, taskList: {}, pollInterval: 500 });
+  try {
+    await db.owner.query("delete from app_private.backup_runs");
+    const ask = async () => (await (await fetch(`${dev.url}/readyz`)).json()) as any;
+    let body: any;
+    for (let i = 0; i < 50; i++) {
+      body = await ask();
+      if (body.checks.worker.ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(body.status).toBe("ready");
+    expect(body.checks.backup).toEqual({ ok: true, critical: false, note: "no backup has been made yet (not required in development)" });
+    expect(body.checks.backup_verification).toMatchObject({ ok: true, note: expect.stringContaining("restore-tested yet") });
+
+    await db.owner.query(
+      `insert into app_private.backup_runs (kind, file, ok, details, started_at, finished_at)
+       values ('backup', '/failed.dump', false, '{"error": "disk full"}', now(), now())`,
+    );
+    body = await ask();
+    expect(body.status).toBe("degraded");
+    expect(body.checks.backup).toMatchObject({ ok: false, file: "/failed.dump" });
+  } finally {
+    await runner.stop();
+    await dev.close();
+    await db.owner.query("delete from app_private.backup_runs");
+  }
+});
+
 test("/readyz is unready (503) when the policies applied are not the ones on disk", async () => {
   await db.owner.query("update app_private.policy_state set hash = 'stale'");
   try {

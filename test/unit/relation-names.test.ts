@@ -29,6 +29,17 @@ test("no relation is named after its key columns", () => {
   expect(plumbing).toEqual([]);
 });
 
+test("no root lookup is named after its key columns: tenant-scoped unique keys read as the key alone", () => {
+  const query = schema.getQueryType()!.getFields();
+  expect(Object.keys(query).filter((name) => /By[A-Z]\w*And[A-Z]/.test(name))).toEqual([]);
+  const args = (name: string) => query[name]?.args.map((arg) => `${arg.name}: ${arg.type}`).sort();
+  expect(args("generationByIdempotencyKey")).toEqual(["idempotencyKey: String!", "organizationId: UUID!"]);
+  expect(args("creditLedgerEntryByIdempotencyKey")).toEqual(["idempotencyKey: String!", "organizationId: UUID!"]);
+  expect(args("creditLedgerEntryBySystemKey")).toEqual(["organizationId: UUID!", "systemKey: String!"]);
+  expect(args("creditReservationByIdempotencyKey")).toEqual(["idempotencyKey: String!", "organizationId: UUID!"]);
+  expect(args("creditReservationBySystemKey")).toEqual(["organizationId: UUID!", "systemKey: String!"]);
+});
+
 test.each([
   ["Generation", "project", "Project"],
   ["Generation", "reservation", "CreditReservation"],

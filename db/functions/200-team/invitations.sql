@@ -36,8 +36,26 @@ begin
 end;
 $$;
 
+-- A fresh token for the invitation's email (replacing the previous one): only the mailbox of the
+-- invited address receives it, so accepting with it proves that address (accept_invitation).
+-- The inviter never sees it; the worker's job payload carries it to the email.
+create or replace function app_private.issue_invitation_mail_token(organization_id uuid, invitation_id uuid) returns text
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_token text := 'tbinv_' || encode(gen_random_bytes(32), 'hex');
+begin
+  update app_private.invitation_tokens t set mail_token_hash = digest(v_token, 'sha256')
+  where t.organization_id = issue_invitation_mail_token.organization_id
+    and t.invitation_id = issue_invitation_mail_token.invitation_id;
+  return v_token;
+end;
+$$;
+
 -- The email and the expiry, queued in the caller's transaction (a rollback drops them too).
 -- job_key: a resend replaces the queued email and moves the expiry job to the new expires_at.
+-- `token` is the inviter's token (kept in the signature; not mailed): the email gets a mail token.
 create or replace function app_private.queue_invitation_jobs(invitation app_public.invitations, token text) returns void
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -47,7 +65,8 @@ begin
   perform app_private.count_invitation_send(invitation.organization_id, invitation.email);
   perform graphile_worker.add_job(
     'send_invitation_email',
-    json_build_object('organizationId', invitation.organization_id, 'invitationId', invitation.id, 'token', token),
+    json_build_object('organizationId', invitation.organization_id, 'invitationId', invitation.id,
+      'token', app_private.issue_invitation_mail_token(invitation.organization_id, invitation.id)),
     job_key => 'invitation_email:' || invitation.id,
     max_attempts => 10
   );
@@ -129,15 +148,25 @@ declare
   v_ref app_private.invitation_tokens;
   v_invitation app_public.invitations;
   v_member app_public.organization_members;
+  v_proves_address boolean;
 begin
   if v_user_id is null then
     perform app_hidden.raise_error('NOT_AUTHENTICATED', 'Sign in to accept an invitation.');
   end if;
-  perform app_hidden.require_verified_email('invitations');
+  -- Either token of the invitation: the inviter's (from inviteMember/resendInvitation) or the
+  -- mailed one. Only the mailed one arrived at the invited address and so proves it (as a reset
+  -- link does): the account is then verified below. With the inviter's token a verified address
+  -- is still needed (VERIFIED_EMAIL_REQUIRED_FOR): an inviter who registered someone else's
+  -- address must not get it verified by inviting it.
   select * into v_ref from app_private.invitation_tokens t
-  where t.token_hash = digest(coalesce(accept_invitation.token, ''), 'sha256');
+  where t.token_hash = digest(coalesce(accept_invitation.token, ''), 'sha256')
+     or t.mail_token_hash = digest(coalesce(accept_invitation.token, ''), 'sha256');
   if not found then
     perform app_hidden.raise_error('INVITATION_INVALID', 'This invitation is not valid.');
+  end if;
+  v_proves_address := v_ref.mail_token_hash is not distinct from digest(coalesce(accept_invitation.token, ''), 'sha256');
+  if not v_proves_address then
+    perform app_hidden.require_verified_email('invitations');
   end if;
 
   -- Same lock order as invite_member (counter row, then the invitation): no deadlocks, and
@@ -151,7 +180,8 @@ begin
   if not found or v_invitation.status in ('revoked', 'accepted')
      or not exists (select 1 from app_private.invitation_tokens t
                     where t.organization_id = v_ref.organization_id and t.invitation_id = v_ref.invitation_id
-                      and t.token_hash = v_ref.token_hash)
+                      and t.token_hash = v_ref.token_hash
+                      and t.mail_token_hash is not distinct from v_ref.mail_token_hash)
      or exists (select 1 from app_public.organizations o
                 where o.id = v_invitation.organization_id and o.deleted_at is not null) then
     perform app_hidden.raise_error('INVITATION_INVALID', 'This invitation is not valid.');
@@ -162,6 +192,12 @@ begin
   if not exists (select 1 from app_public.users u where u.id = v_user_id and u.email = v_invitation.email) then
     perform app_hidden.raise_error('INVITATION_EMAIL_MISMATCH',
       'This invitation was sent to a different email address; sign in with that one.');
+  end if;
+  -- The mailed token proves the address: the account is verified (if it was not yet), as
+  -- verify_email would.
+  if v_proves_address then
+    update app_public.users u set email_verified_at = coalesce(u.email_verified_at, now())
+    where u.id = v_user_id and u.email_verified_at is null;
   end if;
   if exists (select 1 from app_public.organization_members m
              where m.organization_id = v_invitation.organization_id and m.user_id = v_user_id) then
@@ -189,7 +225,7 @@ begin
 end;
 $$;
 comment on function app_public.accept_invitation(text) is
-  E'@resultFieldName membership\nJoins the organization with the invitation''s role. The signed-in user''s email must be the invited one. Takes a seat (SEAT_LIMIT_REACHED).';
+  E'@resultFieldName membership\nJoins the organization with the invitation''s role. The signed-in user''s email must be the invited one (INVITATION_EMAIL_MISMATCH otherwise); with the token from the invitation email (which only that mailbox receives) this proves the address, so an account not yet verified becomes verified and needs no separate verification; with the token returned to the inviter a verified address is needed (EMAIL_NOT_VERIFIED). Takes a seat (SEAT_LIMIT_REACHED).';
 
 create or replace function app_public.revoke_invitation(id uuid) returns app_public.invitations
   language plpgsql volatile security definer
@@ -315,7 +351,9 @@ as $$
   join app_public.organizations o on o.id = i.organization_id
   left join app_public.users u on u.id = i.invited_by
   where i.id = invitation_email.invitation_id
-    and t.token_hash = digest(coalesce(invitation_email.token, ''), 'sha256')
+    -- the mail token (or, for a job queued before mail tokens existed, the inviter's)
+    and (t.mail_token_hash = digest(coalesce(invitation_email.token, ''), 'sha256')
+         or (t.mail_token_hash is null and t.token_hash = digest(coalesce(invitation_email.token, ''), 'sha256')))
     and i.status = 'pending'
     and i.expires_at > now()
     and o.deleted_at is null;

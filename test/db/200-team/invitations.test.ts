@@ -21,6 +21,14 @@ afterAll(() => db?.drop());
 let n = 0;
 const freshEmail = () => `invitee-${process.pid}-${++n}@example.com`;
 
+/** The token the invitation email carries (the queued job's payload; never the inviter's). */
+async function mailToken(invitationId: string): Promise<string> {
+  const { rows } = await db.owner.query("select payload->>'token' as token from graphile_worker._private_jobs where key = $1", [
+    `invitation_email:${invitationId}`,
+  ]);
+  return rows[0].token;
+}
+
 async function invitationRow(id: string) {
   const { rows } = await db.owner.query("select * from app_public.invitations where id = $1", [id]);
   return rows[0];
@@ -125,9 +133,14 @@ test("accepting: the user's email must match (case-insensitively); works for use
     email.toUpperCase(),
   ]);
   const user = { userId: rows[0].id, sessionId: null };
-  // accepting needs a verified address (VERIFIED_EMAIL_REQUIRED_FOR): the link in the mail proves it
-  await db.owner.query("update app_public.users set email_verified_at = now() where id = $1", [user.userId]);
-  const membership = await accept(db, user, inv.token);
+  // not verified yet: the inviter's token is not enough (the inviter has it too) ...
+  const verified = async (id: string) =>
+    (await db.owner.query("select email_verified_at is not null as v from app_public.users where id = $1", [id])).rows[0].v;
+  expect(await verified(user.userId)).toBe(false);
+  await expectCode(accept(db, user, inv.token), "EMAIL_NOT_VERIFIED");
+  // ... but the token from the email arrived at the invited address: accepting with it proves it
+  const membership = await accept(db, user, await mailToken(inv.id));
+  expect(await verified(user.userId)).toBe(true);
   expect(membership).toMatchObject({ organization_id: org, user_id: user.userId, role: "admin", invited_by: cast.a.admin.userId });
 
   const row = await invitationRow(inv.id);
@@ -144,6 +157,25 @@ test("accepting: the user's email must match (case-insensitively); works for use
   );
   expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(["invitation.created", "member.added", "invitation.accepted"]));
   expect(audit.find((a) => a.action === "invitation.accepted").created_by).toBe(user.userId);
+});
+
+test("the mailed token proves only the invited address: an unverified account with another address is refused and stays unverified", async () => {
+  const org = cast.a.org.id;
+  const inv = await invite(db, cast.a.admin, org, freshEmail());
+  const other = freshEmail();
+  const { rows } = await db.queryAs(null, "select (app_public.register($1, 'password123', 'Other')).sub as id", [other]);
+  const user = { userId: rows[0].id, sessionId: null };
+  const mailed = await mailToken(inv.id);
+  expect(mailed).toMatch(/^tbinv_[0-9a-f]{64}$/);
+  expect(mailed).not.toBe(inv.token);
+  await expectCode(accept(db, user, mailed), "INVITATION_EMAIL_MISMATCH");
+  const { rows: after } = await db.owner.query("select email_verified_at from app_public.users where id = $1", [user.userId]);
+  expect(after[0].email_verified_at).toBeNull();
+  // and an unverified account with the invited address but an unknown token proves nothing
+  const { rows: invited } = await db.queryAs(null, "select (app_public.register($1, 'password123', 'Invited')).sub as id", [inv.email]);
+  await expectCode(accept(db, { userId: invited[0].id, sessionId: null }, "tbinv_" + "1".repeat(64)), "INVITATION_INVALID");
+  const { rows: still } = await db.owner.query("select email_verified_at from app_public.users where id = $1", [invited[0].id]);
+  expect(still[0].email_verified_at).toBeNull();
 });
 
 test("used, revoked and unknown tokens all answer INVITATION_INVALID; expired ones INVITATION_EXPIRED", async () => {

@@ -6,7 +6,7 @@
 //   npm run db:reset    drop and recreate the database, then migrate (asks nothing: dev only)
 //   npm run db:commit   commit db/migrations/current/*.sql as the next migration (graphile-migrate,
 //                       checked against a shadow database)
-// Connection settings are the same as `npm start` (see README).
+// Connection settings are the same as `npm start` (see docs/configuration.md, "Which PostgreSQL is used").
 
 import { commit } from "graphile-migrate";
 import { loadConfig, ConfigError } from "../core/config.ts";

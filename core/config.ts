@@ -437,7 +437,7 @@ export function realtimeConfig(env: Env = process.env): RealtimeConfig {
   };
 }
 
-/** Issue 11's limits, each with its one default (README, "Security limits"). */
+/** Issue 11's limits, each with its one default (docs/security-limits.md, "Limits"). */
 export function securityLimits(env: Env = process.env): SecurityLimits {
   const graphqlDefaultPageSize = integer(env, "GRAPHQL_DEFAULT_PAGE_SIZE", 50, 1, 10_000);
   const graphqlMaxPageSize = integer(env, "GRAPHQL_MAX_PAGE_SIZE", 200, 1, 10_000);

@@ -6,9 +6,9 @@
 //   npm run db:reset    drop and recreate the database, then migrate (asks nothing: dev only)
 //   npm run db:commit   commit db/migrations/current/*.sql as the next migration (graphile-migrate,
 //                       checked against a shadow database)
-// Connection settings are the same as `npm start` (see README). With the embedded PostgreSQL,
-// these commands and `npm start` share the one cluster of DATA_DIR: whichever runs first starts it,
-// the others connect to it (db/embedded.ts).
+// Connection settings are the same as `npm start` (see docs/configuration.md, "Which PostgreSQL is
+// used"). With the embedded PostgreSQL, these commands and `npm start` share the one cluster of
+// DATA_DIR: whichever runs first starts it, the others connect to it (db/embedded.ts).
 
 import { commit } from "graphile-migrate";
 import { loadConfig, ConfigError } from "../core/config.ts";

@@ -1,4 +1,4 @@
-// Decides which PostgreSQL to use and gets it ready, in the order README documents:
+// Decides which PostgreSQL to use and gets it ready, in the order docs/configuration.md gives ("Which PostgreSQL is used"):
 //   1. DATABASE_URL + AUTH_DATABASE_URL: used as they are (roles and database must exist);
 //   2. ROOT_DATABASE_URL: a superuser creates the roles and DATABASE_NAME if missing;
 //   3. neither: an embedded PostgreSQL 15 under DATA_DIR/postgres, shared by every process of

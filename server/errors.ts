@@ -1,6 +1,6 @@
 // What a client may learn from an error, and what the log keeps of it.
 //
-// Every error a client can cause carries a stable `extensions.code` (README, "Error codes"); a
+// Every error a client can cause carries a stable `extensions.code` (docs/error-codes.md); a
 // masked error ("An error occurred (logged with hash …)", code INTERNAL) means a bug. Where each
 // code comes from:
 // - Business rules raised in SQL through app_hidden.raise_error(code, message): SQLSTATE TB000

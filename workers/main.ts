@@ -32,7 +32,7 @@ async function main() {
     (line) => logger.info(line),
   );
   // Never through PgBouncer: graphile-worker LISTENs for new jobs, which needs a session of its
-  // own (see README, production guide).
+  // own (see docs/operations.md, "Workers connect directly").
   const ownerUrl = database.ownerUrl;
   const runner = await startWorker({
     ownerUrl,

@@ -5,7 +5,7 @@
 // sent when there is nothing to send any more (already verified, account deleted). Run twice, a
 // job issues a new token and the earlier one stops working.
 //
-// Links (client-app routes; README, "Accounts"):
+// Links (client-app routes; docs/accounts.md, "Routes your client app implements"):
 //   <APP_URL>/verify-email?token=…     -> verifyEmail(token)  (also confirms an email change)
 //   <APP_URL>/reset-password?token=…   -> resetPassword(token, newPassword)
 

@@ -4,8 +4,8 @@
 // (db/functions/300-billing/stripe-events.sql), which is idempotent, so retries and duplicate
 // runs are harmless. A failure is written to the event row (attempts, last_error) outside the
 // rolled-back transaction and thrown, so graphile-worker retries with exponential backoff; after
-// the last attempt the event stays unprocessed with its error, for an operator (see README,
-// "Billing").
+// the last attempt the event stays unprocessed with its error, for an operator (see
+// docs/billing.md, "Operating").
 
 import type { Task } from "graphile-worker";
 import { processStripeEvents } from "./stripe_events.ts";

@@ -5,7 +5,7 @@
 // each event in a transaction of its own, counts the attempt and records a failure on the
 // event row. A graphile-worker "batch job": the task answers per entry, and graphile-worker
 // retries only the entries that failed, with its exponential backoff; after the last attempt
-// they stay unprocessed with their error, for an operator (see README, "Billing").
+// they stay unprocessed with their error, for an operator (see docs/billing.md, "Operating").
 
 import type { Task } from "graphile-worker";
 import { CoalescingQueue } from "../../core/coalescing-queue.ts";

@@ -73,7 +73,7 @@ const RealtimeSchemaPlugin = extendSchema((build) => {
         "True on the first message, sent once the subscription is live (generationId is null then)."
         initial: Boolean!
         generationId: UUID
-        "The generation as the subscriber may see it now."
+        "The generation as this change left it (its relations, such as project, are read at delivery); a row too large for NOTIFY is read at delivery instead."
         generation: Generation
         "The organization's credits after the change."
         creditAccount: CreditAccount

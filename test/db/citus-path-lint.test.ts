@@ -57,6 +57,8 @@ const GLOBAL_UNIQUE: Record<string, string> = {
     "Stripe's id, a checkout recorded once: on Citus, unique (organization_id, stripe_checkout_session_id)",
   "app_private.invitation_tokens.invitation_tokens_token_hash_key":
     "a token is accepted before its organization is known: on Citus, the token carries the organization id (or a reference lookup table maps hash to organization)",
+  "app_private.invitation_tokens.invitation_tokens_mail_token_hash_key":
+    "the emailed token, accepted before its organization is known: on Citus, as invitation_tokens_token_hash_key",
 };
 
 // Foreign keys that break rule 2, with their reason.

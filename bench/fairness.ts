@@ -50,11 +50,13 @@ const [attacker, witness] = await benchMembers(db.ownerUrl);
 const attackerToken = benchToken(attacker.userId, attacker.sessionId);
 const witnessToken = benchToken(witness.userId, witness.sessionId);
 
-// The witness's account gets a password (for the sign-in probe), and PostgreSQL's postmaster is
-// found (for its CPU time).
+// The witness's account gets a password (for the sign-in probe), both accounts a verified email
+// address, and PostgreSQL's postmaster is found (for its CPU time).
 const owner = new pg.Client({ connectionString: db.ownerUrl });
 await owner.connect();
 await owner.query("select app_private.set_password($1, $2)", [witness.userId, WITNESS_PASSWORD]);
+// both have confirmed their address, as any real tenant would have (API keys need it)
+await owner.query("update app_public.users set email_verified_at = now() where id = any($1) and email_verified_at is null", [[attacker.userId, witness.userId]]);
 const witnessEmail: string = (await owner.query("select email from app_public.users where id = $1", [witness.userId])).rows[0].email;
 const postmaster = postmasterOf((await owner.query("select pg_backend_pid() as pid")).rows[0].pid);
 await owner.end();

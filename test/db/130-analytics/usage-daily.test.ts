@@ -13,6 +13,9 @@ beforeAll(async () => {
   owner = await createUser(db);
   org = (await createOrganization(db, owner, "Analytics Co")).id;
   projectId = (await db.queryAs(owner, "insert into app_public.projects (organization_id, name) values ($1, 'P') returning id", [org])).rows[0].id;
+  // The 3,000 loaded below count in this period's usage counter: the monthly generation quota
+  // (plans.max_generations_per_period, test/db/100-plans/quotas.test.ts) is beside the point here.
+  await db.owner.query("update app_public.plans set max_generations_per_period = null where id = 'free'");
   // 3,000 generations spread over 2026 (created_at set explicitly: the audit trigger, which would
   // stamp now(), is off for this load; the rollup trigger stays on)
   const client = await db.owner.connect();

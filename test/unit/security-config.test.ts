@@ -13,6 +13,13 @@ test("defaults", () => {
     promptSearchMinLength: 3,
     promptSearchMaxLength: 200,
     workerUnlockIntervalSeconds: 5,
+    graphqlMaxDocumentBytes: 50_000,
+    graphqlMaxFragments: 100,
+    graphqlMaxFragmentSpreads: 500,
+    graphqlMaxFragmentDepth: 20,
+    graphqlDocumentCacheEntries: 500,
+    graphqlDocumentCacheBytes: 32_000_000,
+    graphqlMaxResponseBytes: 5_000_000,
   });
 });
 

@@ -883,6 +883,9 @@ export function responseLimitPlugin(limits: Pick<GraphQLLimits, "maxResponseByte
         executeStep(next, event) {
           // Only what comes from the database: other steps derive their values from these rows.
           if (!(event.step instanceof PgSelectStep || event.step instanceof PgUnionAllStep)) return next();
+          // A subscription runs its steps again for every event, for as long as it lasts: each
+          // event's payload is small and bounded by its own document, not by this sum.
+          if (event.step.operationPlan.operation.operation === "subscription") return next();
           let account = fetched.get(event.args);
           if (!account) {
             account = { bytes: 0 };

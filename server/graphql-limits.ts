@@ -107,6 +107,15 @@ export const DEFAULT_LIMITS: GraphQLLimits = {
   maxResponseBytes: 5_000_000,
 };
 
+/**
+ * What one JSON value counts for in the cost estimate. Generation metadata may hold 16 kB of
+ * text, far more than an id or a name: with 5, the finding's 20 aliases × 200 rows of
+ * `{ id metadata }` (~60 MB) cost 24,000 and are refused before anything runs (QUERY_TOO_COSTLY),
+ * while 30 default pages of generations with metadata still run. What remains within the cost
+ * limit (at most ~3,300 metadata values) is bounded by the response budget below.
+ */
+export const JSON_VALUE_COST = 5;
+
 interface Measure {
   depth: number;
   nodes: number;
@@ -194,7 +203,8 @@ class DocumentMeasurer {
         const name = selection.name.value;
         const meta = insideMeta || name.startsWith("__");
         const definition = fieldDefinition(parent, name);
-        let cost = 1;
+        // A JSON value (generation metadata: up to 16 kB of text) weighs as much as many small ones.
+        let cost = definition && getNamedType(definition.type).name === "JSON" ? JSON_VALUE_COST : 1;
         let fieldDepth = 1;
         nodes += 1;
         if (selection.selectionSet) {

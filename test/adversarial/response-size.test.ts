@@ -1,7 +1,8 @@
 // Issue 25, A7: within the cost limit, 20 aliases × 200 generations × 64 KB of metadata (made for
 // free by starting and failing generations) answered 258 MB, +690 MB of server memory. Metadata
 // is now bounded (16 kB of JSON text, METADATA_TOO_LARGE), and every response has a byte budget
-// (GRAPHQL_MAX_RESPONSE_BYTES): past it the answer is one RESPONSE_TOO_LARGE error, no data.
+// (GRAPHQL_MAX_RESPONSE_BYTES): past it the answer is one RESPONSE_TOO_LARGE error, no data. And
+// the cost estimate weighs a JSON value as 5 values, so the finding's query never runs.
 
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { createOrganization, createUser, type TestUser } from "../helpers/fixtures.ts";
@@ -51,9 +52,19 @@ test("metadata past 16 kB is refused with METADATA_TOO_LARGE", async () => {
   expect(fits.errors).toBeUndefined();
 });
 
-test("20 aliases of 200 generations (~60 MB) answer RESPONSE_TOO_LARGE, without data", async () => {
+test("the finding's 20 aliases of 200 generations (~60 MB) are refused before running: a JSON value weighs 5", async () => {
   const aliases = Array.from({ length: 20 }, (_, i) => `g${i}: generations(first: 200) { nodes { id metadata } }`).join("\n");
   const res = await server.graphql(`query Hoard {\n${aliases}\n}`, {}, user);
+  expect(res.data).toBeUndefined();
+  expect(res.errors?.map((e) => e.extensions?.code)).toEqual(["QUERY_TOO_COSTLY"]);
+});
+
+test("within the cost limit, 390 rows of metadata (~5.9 MB) answer RESPONSE_TOO_LARGE, without data", async () => {
+  const res = await server.graphql(
+    `query Most { a: generations(first: 200) { nodes { id metadata } } b: generations(first: 190, offset: 10) { nodes { id metadata } } }`,
+    {},
+    user,
+  );
   expect(res.data).toBeUndefined();
   expect(res.errors).toEqual([
     expect.objectContaining({ extensions: { code: "RESPONSE_TOO_LARGE" }, message: expect.stringMatching(/larger than 5000000 bytes/) }),

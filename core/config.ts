@@ -361,7 +361,7 @@ export function securityLimits(env: Env = process.env): SecurityLimits {
     graphqlMaxFragmentSpreads: integer(env, "GRAPHQL_MAX_FRAGMENT_SPREADS", 500, 0, 1_000_000),
     graphqlMaxFragmentDepth: integer(env, "GRAPHQL_MAX_FRAGMENT_DEPTH", 20, 1, 1000),
     graphqlDocumentCacheEntries: integer(env, "GRAPHQL_DOCUMENT_CACHE_ENTRIES", 500, 0, 100_000),
-    graphqlDocumentCacheBytes: integer(env, "GRAPHQL_DOCUMENT_CACHE_BYTES", 32_000_000, 0, 10_000_000_000),
+    graphqlDocumentCacheBytes: integer(env, "GRAPHQL_DOCUMENT_CACHE_BYTES", 64_000_000, 0, 10_000_000_000),
     graphqlMaxResponseBytes: integer(env, "GRAPHQL_MAX_RESPONSE_BYTES", 5_000_000, 1000, 2_000_000_000),
   };
 }

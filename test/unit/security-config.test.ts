@@ -18,7 +18,7 @@ test("defaults", () => {
     graphqlMaxFragmentSpreads: 500,
     graphqlMaxFragmentDepth: 20,
     graphqlDocumentCacheEntries: 500,
-    graphqlDocumentCacheBytes: 32_000_000,
+    graphqlDocumentCacheBytes: 64_000_000,
     graphqlMaxResponseBytes: 5_000_000,
   });
 });

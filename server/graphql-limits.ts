@@ -754,13 +754,19 @@ export function makeParseAndValidate(
     const checked = checkDocumentText(query, limits);
     if (checked.error) return { errors: [checked.error] };
     let document: DocumentNode;
+    let errors: readonly GraphQLError[];
     try {
       document = parse(new Source(query, "GraphQL HTTP Request"));
+      errors = validate(schema, document, rules);
     } catch (error) {
       if (error instanceof GraphQLError) return { errors: [error] };
+      // A stack overflow in graphql-js or in the measurement: the checks above are meant to make
+      // this impossible; should one slip through, it is the document's fault, not a 500.
+      if (error instanceof RangeError) {
+        return { errors: [refusal("The document is too deeply nested to check; simplify it.", "QUERY_TOO_COMPLEX")] };
+      }
       throw error;
     }
-    const errors = validate(schema, document, rules);
     // Refused documents are not kept: a client sends a wrong document once, an attacker many.
     if (errors.length > 0) return { errors };
     cache.set(query, document, query.length * 2 + checked.tokens * CACHE_BYTES_PER_TOKEN + checked.fields * CACHE_BYTES_PER_FIELD);

@@ -144,6 +144,16 @@ export interface SecurityLimits {
   promptSearchMaxLength: number;
   /** How often each worker unlocks the jobs of workers that died holding them. */
   workerUnlockIntervalSeconds: number;
+  /** Document checks before parsing (issue 25, A1): bytes, fragments, spreads, fragment nesting. */
+  graphqlMaxDocumentBytes: number;
+  graphqlMaxFragments: number;
+  graphqlMaxFragmentSpreads: number;
+  graphqlMaxFragmentDepth: number;
+  /** The parsed-document cache (with its plans): entries and estimated bytes (issue 25, A11). */
+  graphqlDocumentCacheEntries: number;
+  graphqlDocumentCacheBytes: number;
+  /** Largest response body (issue 25, A7): RESPONSE_TOO_LARGE above it. */
+  graphqlMaxResponseBytes: number;
 }
 
 /** Features an unverified user may not use (VERIFIED_EMAIL_REQUIRED_FOR). */
@@ -463,6 +473,13 @@ export function securityLimits(env: Env = process.env): SecurityLimits {
     promptSearchMinLength,
     promptSearchMaxLength,
     workerUnlockIntervalSeconds: integer(env, "WORKER_UNLOCK_INTERVAL_SECONDS", 5, 1, 3600),
+    graphqlMaxDocumentBytes: integer(env, "GRAPHQL_MAX_DOCUMENT_BYTES", 50_000, 100, 50_000_000),
+    graphqlMaxFragments: integer(env, "GRAPHQL_MAX_FRAGMENTS", 100, 0, 100_000),
+    graphqlMaxFragmentSpreads: integer(env, "GRAPHQL_MAX_FRAGMENT_SPREADS", 500, 0, 1_000_000),
+    graphqlMaxFragmentDepth: integer(env, "GRAPHQL_MAX_FRAGMENT_DEPTH", 20, 1, 1000),
+    graphqlDocumentCacheEntries: integer(env, "GRAPHQL_DOCUMENT_CACHE_ENTRIES", 500, 0, 100_000),
+    graphqlDocumentCacheBytes: integer(env, "GRAPHQL_DOCUMENT_CACHE_BYTES", 64_000_000, 0, 10_000_000_000),
+    graphqlMaxResponseBytes: integer(env, "GRAPHQL_MAX_RESPONSE_BYTES", 5_000_000, 1000, 2_000_000_000),
   };
 }
 

@@ -18,6 +18,7 @@ import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
 import { clientSettings } from "./client-origin.ts";
 import type { StripeConfig } from "../core/stripe-config.ts";
 import { RealtimePlugin } from "./realtime/plugin.ts";
+import { documentLimitsPlugin, responseLimitPlugin, type GraphQLLimits } from "./graphql-limits.ts";
 import type { Realtime } from "./realtime/websockets.ts";
 
 export interface PresetOptions {
@@ -30,7 +31,7 @@ export interface PresetOptions {
   /** Serves the subscriptions over websockets (server/realtime/); without it they are in the schema only. */
   realtime?: Realtime;
   /** Page sizes, prompt search bounds and the request roles' timeouts (server/graphql-limits.ts). */
-  limits: PageSizes & PromptSearchLimits & RequestTimeouts;
+  limits: PageSizes & PromptSearchLimits & RequestTimeouts & DocumentLimits;
   /** Where masked errors are logged; default: the process logger. */
   logger?: Logger;
   /**
@@ -39,6 +40,19 @@ export interface PresetOptions {
    */
   watch?: boolean;
 }
+
+/** The document check before parsing, the document cache and the response budget (server/graphql-limits.ts). */
+export type DocumentLimits = Pick<
+  GraphQLLimits,
+  | "maxDocumentBytes"
+  | "maxFragments"
+  | "maxFragmentSpreads"
+  | "maxFragmentDepth"
+  | "maxNodes"
+  | "documentCacheEntries"
+  | "documentCacheBytes"
+  | "maxResponseBytes"
+>;
 
 export interface RequestTimeouts {
   statementTimeoutMs: number;
@@ -69,6 +83,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       makeBillingPlugin({ pool: options.authPool, config: options.stripe }),
       RealtimePlugin,
       makeAttemptLimitsPlugin(options.authPool),
+      documentLimitsPlugin(options.limits),
+      responseLimitPlugin(options.limits),
     ],
     pgServices: [
       makeRequestPgService({
@@ -108,6 +124,9 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       // grafast writes the response's data as JSON text while it walks the result, instead of
       // building objects for JSON.stringify to walk again.
       outputDataAsString: true,
+      // Parsed documents are kept by documentLimitsPlugin's cache, bounded by bytes (grafserv's
+      // own counts entries only).
+      parseAndValidateCacheSize: 0,
       // graphql-ws on /graphql; served by server/realtime/websockets.ts (authenticated in connection_init).
       websockets: options.realtime !== undefined,
     },

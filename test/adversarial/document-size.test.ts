@@ -16,7 +16,10 @@ let server: OpsServer;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  server = await startServer(db); // default limits
+  // Default limits, except the fragment nesting: the bombs below nest 20 and 60 fragments, which
+  // the document check (test/adversarial/fragment-chain.test.ts) would refuse before this
+  // measurement runs.
+  server = await startServer(db, { limits: { maxFragmentDepth: 100 } });
 });
 afterAll(async () => {
   await server?.close();

@@ -27,8 +27,12 @@ begin
   if model is null or length(btrim(model)) not between 1 and 100 then
     perform app_hidden.raise_error('INVALID_MODEL', 'Model must be 1 to 100 characters.');
   end if;
-  if metadata is not null and (jsonb_typeof(metadata) <> 'object' or pg_column_size(metadata) > 65536) then
-    perform app_hidden.raise_error('INVALID_METADATA', 'Metadata must be a JSON object of at most 64 kB.');
+  if metadata is not null and jsonb_typeof(metadata) <> 'object' then
+    perform app_hidden.raise_error('INVALID_METADATA', 'Metadata must be a JSON object.');
+  end if;
+  -- Its text is what every read sends: 200 rows × 20 aliases of 64 kB made a 258 MB response.
+  if octet_length(metadata::text) > 16384 then
+    perform app_hidden.raise_error('METADATA_TOO_LARGE', 'Metadata must be at most 16 kB as JSON text.');
   end if;
 
   -- The account lock serializes this organization's credit operations, so the idempotency check
@@ -107,8 +111,12 @@ begin
     perform app_hidden.raise_error('INVALID_AMOUNT', 'Credits must be a whole number from 0 to 10^12.');
   end if;
   v_credits := credits::bigint;
-  if result_metadata is not null and (jsonb_typeof(result_metadata) <> 'object' or pg_column_size(result_metadata) > 65536) then
-    perform app_hidden.raise_error('INVALID_METADATA', 'Metadata must be a JSON object of at most 64 kB.');
+  if result_metadata is not null and jsonb_typeof(result_metadata) <> 'object' then
+    perform app_hidden.raise_error('INVALID_METADATA', 'Metadata must be a JSON object.');
+  end if;
+  -- The merged metadata is what is stored and read back: bounded as a whole.
+  if octet_length((coalesce(v_generation.metadata, '{}') || coalesce(result_metadata, '{}'))::text) > 16384 then
+    perform app_hidden.raise_error('METADATA_TOO_LARGE', 'Metadata (with the result metadata merged in) must be at most 16 kB as JSON text.');
   end if;
   if v_generation.status = 'succeeded' and v_generation.credits_charged = v_credits then
     return v_generation; -- a repeat

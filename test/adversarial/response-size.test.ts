@@ -1,6 +1,6 @@
 // Issue 25, A7: within the cost limit, 20 aliases × 200 generations × 64 KB of metadata (made for
 // free by starting and failing generations) answered 258 MB, +690 MB of server memory. Metadata
-// is now bounded (16 kB of JSON text, METADATA_TOO_LARGE), and every response has a byte budget
+// is now bounded (16 kB of JSON text, INVALID_METADATA as before for a bad value), and every response has a byte budget
 // (GRAPHQL_MAX_RESPONSE_BYTES): past it the answer is one RESPONSE_TOO_LARGE error, no data. And
 // the cost estimate weighs a JSON value as 5 values, so the finding's query never runs.
 
@@ -35,7 +35,7 @@ afterAll(async () => {
 
 const START = `mutation Start($input: StartGenerationInput!) { startGeneration(input: $input) { generation { id } } }`;
 
-test("metadata past 16 kB is refused with METADATA_TOO_LARGE", async () => {
+test("metadata past 16 kB is refused with INVALID_METADATA", async () => {
   const org = (await db.queryAs(user, "select organization_id, id from app_public.projects limit 1")).rows[0];
   const input = (metadata: unknown, key: string) => ({
     organizationId: org.organization_id,
@@ -47,7 +47,7 @@ test("metadata past 16 kB is refused with METADATA_TOO_LARGE", async () => {
     idempotencyKey: key,
   });
   const big = await server.graphql(START, { input: input({ notes: "x".repeat(65_000) }, "big") }, user);
-  expect(big.errors?.map((e) => e.extensions?.code)).toEqual(["METADATA_TOO_LARGE"]);
+  expect(big.errors?.map((e) => e.extensions?.code)).toEqual(["INVALID_METADATA"]);
   const fits = await server.graphql(START, { input: input(METADATA, "fits") }, user);
   expect(fits.errors).toBeUndefined();
 });

@@ -32,7 +32,7 @@ begin
   end if;
   -- Its text is what every read sends: 200 rows × 20 aliases of 64 kB made a 258 MB response.
   if octet_length(metadata::text) > 16384 then
-    perform app_hidden.raise_error('METADATA_TOO_LARGE', 'Metadata must be at most 16 kB as JSON text.');
+    perform app_hidden.raise_error('INVALID_METADATA', 'Metadata must be at most 16 kB as JSON text.');
   end if;
 
   -- The account lock serializes this organization's credit operations, so the idempotency check
@@ -116,7 +116,7 @@ begin
   end if;
   -- The merged metadata is what is stored and read back: bounded as a whole.
   if octet_length((coalesce(v_generation.metadata, '{}') || coalesce(result_metadata, '{}'))::text) > 16384 then
-    perform app_hidden.raise_error('METADATA_TOO_LARGE', 'Metadata (with the result metadata merged in) must be at most 16 kB as JSON text.');
+    perform app_hidden.raise_error('INVALID_METADATA', 'Metadata (with the result metadata merged in) must be at most 16 kB as JSON text.');
   end if;
   if v_generation.status = 'succeeded' and v_generation.credits_charged = v_credits then
     return v_generation; -- a repeat

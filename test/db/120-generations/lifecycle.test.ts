@@ -78,8 +78,8 @@ test("bad input and other tenants: clear codes, nothing changes", async () => {
   for (const credits of [0, -3, 2.5, "1e13"]) expect(await codeOf(start(a.member, a.org.id, pa, credits, "k4"))).toBe("INVALID_AMOUNT");
   expect(await codeOf(start(a.member, a.org.id, pa, 5, "k5", [1, 2]))).toBe("INVALID_METADATA");
   expect(await codeOf(start(a.member, a.org.id, pa, 5, "k5", "just text"))).toBe("INVALID_METADATA");
-  expect(await codeOf(start(a.member, a.org.id, pa, 5, "k5", { big: "x".repeat(70000) }))).toBe("METADATA_TOO_LARGE");
-  expect(await codeOf(start(a.member, a.org.id, pa, 5, "k5", { big: "x".repeat(16400) }))).toBe("METADATA_TOO_LARGE");
+  expect(await codeOf(start(a.member, a.org.id, pa, 5, "k5", { big: "x".repeat(70000) }))).toBe("INVALID_METADATA");
+  expect(await codeOf(start(a.member, a.org.id, pa, 5, "k5", { big: "x".repeat(16400) }))).toBe("INVALID_METADATA");
   expect(await codeOf(start(a.member, a.org.id, pa, 5, "k6", {}, "image", " "))).toBe("INVALID_MODEL");
   expect(await codeOf(start(a.member, a.org.id, pa, 5, "k6", {}, "hologram"))).toMatch(/^22P02/); // not a kind (GraphQL's enum refuses it first)
   expect(await codeOf(start(a.member, a.org.id, pa, 5, ""))).toBe("INVALID_IDEMPOTENCY_KEY");
@@ -97,7 +97,7 @@ test("bad input and other tenants: clear codes, nothing changes", async () => {
   expect(await codeOf(complete(a.member, g.id, -1))).toBe("INVALID_AMOUNT");
   expect(await codeOf(complete(a.member, g.id, 1, [1]))).toBe("INVALID_METADATA");
   // 16 kB of JSON text, the stored metadata and the result's merged (issue 25, A7)
-  expect(await codeOf(complete(a.member, g.id, 1, { more: "y".repeat(16500) }))).toBe("METADATA_TOO_LARGE");
+  expect(await codeOf(complete(a.member, g.id, 1, { more: "y".repeat(16500) }))).toBe("INVALID_METADATA");
   expect(await codeOf(fail(a.member, g.id, "e".repeat(2001)))).toBe("INVALID_ERROR");
   expect(await codeOf(complete(a.member, UNKNOWN, 1))).toBe("NOT_FOUND");
   await expect(db.queryAs(a.owner, "update app_public.generations set credits_charged = 0")).rejects.toThrow(/permission denied/);

@@ -33,7 +33,7 @@ test("one JSON line with the operation name, the error id the client saw, no sou
   const response = await postGraphQL(
     server.url,
     {
-      query: `mutation CrashWithSecrets($note: String) {\n  crashOnPurpose(input: {password: "${INLINE_PASSWORD}", note: $note}) { clientMutationId }\n}`,
+      query: `mutation CrashWithSecrets($note: String!) {\n  crashOnPurpose(input: {password: "${INLINE_PASSWORD}", note: $note}) { clientMutationId }\n}`,
       variables: { note: "variable-value-that-must-not-be-logged" },
     },
     { authorization: `Bearer ${tokenFor(user)}` },

@@ -40,9 +40,10 @@ test("production with ROOT_DATABASE_URL needs the role passwords", () => {
 });
 
 test("realtime limits: defaults, overrides, bad values named", () => {
-  expect(loadConfig({}).realtime).toEqual({ maxSubscriptionsPerConnection: 20, maxConnectionsPerUser: 10, maxConnections: 10_000, keepaliveMs: 12_000 });
+  const budgets = { maxConnectionsPerOrganization: 1000, maxOrganizationSharePercent: 25, maxSubscriptionsPerOrganization: 500, deliveryConnections: 2 };
+  expect(loadConfig({}).realtime).toEqual({ maxSubscriptionsPerConnection: 20, maxConnectionsPerUser: 10, maxConnections: 10_000, keepaliveMs: 12_000, ...budgets });
   expect(loadConfig({ REALTIME_MAX_SUBSCRIPTIONS_PER_CONNECTION: "5", REALTIME_MAX_CONNECTIONS_PER_USER: "3", REALTIME_MAX_CONNECTIONS: "100", REALTIME_KEEPALIVE_MS: "5000" }).realtime)
-    .toEqual({ maxSubscriptionsPerConnection: 5, maxConnectionsPerUser: 3, maxConnections: 100, keepaliveMs: 5000 });
+    .toEqual({ maxSubscriptionsPerConnection: 5, maxConnectionsPerUser: 3, maxConnections: 100, keepaliveMs: 5000, ...budgets });
   expect(error({ REALTIME_MAX_SUBSCRIPTIONS_PER_CONNECTION: "0" })).toMatch(/^REALTIME_MAX_SUBSCRIPTIONS_PER_CONNECTION /);
   expect(error({ REALTIME_MAX_CONNECTIONS_PER_USER: "many" })).toMatch(/^REALTIME_MAX_CONNECTIONS_PER_USER /);
   expect(error({ REALTIME_KEEPALIVE_MS: "10" })).toMatch(/^REALTIME_KEEPALIVE_MS /);

@@ -535,6 +535,18 @@ export function accountsConfig(env: Env = process.env): AccountsConfig {
       if (limit) attemptLimits[action][scope] = limit;
     }
   }
+  // A RATE_LIMIT_* name that sets nothing (a typo, or one retired such as
+  // RATE_LIMIT_REGISTER_EMAIL) is refused: an operator must not believe a limit is in force.
+  const known = new Set(["RATE_LIMIT_AUTHENTICATE_MAX_DELAY_SECONDS"]);
+  for (const [action, scopes] of Object.entries(ATTEMPT_LIMIT_DEFAULTS)) {
+    for (const scope of Object.keys(scopes)) known.add(`RATE_LIMIT_${action.toUpperCase()}_${scope.toUpperCase()}`);
+  }
+  for (const name of Object.keys(env)) {
+    if (name.startsWith("RATE_LIMIT_") && !known.has(name)) {
+      const renamed = name === "RATE_LIMIT_REGISTER_EMAIL" ? " (renamed RATE_LIMIT_REGISTER_PAIR: registrations of one email from one address)" : "";
+      throw new ConfigError(`${name} is not a setting${renamed}; the attempt limits are ${[...known].sort().join(", ")}`);
+    }
+  }
   if (attemptLimits.authenticate?.email) {
     attemptLimits.authenticate.email = {
       ...attemptLimits.authenticate.email,

@@ -35,6 +35,9 @@ test("overrides and refusals", () => {
   expect(accountsConfig({ TRUST_PROXY: "10.0.0.0/8, loopback" }).trustProxy).toEqual(["10.0.0.0/8", "loopback"]);
   expect(() => accountsConfig({ RATE_LIMIT_AUTHENTICATE_EMAIL: "lots" })).toThrow(ConfigError);
   expect(() => accountsConfig({ RATE_LIMIT_AUTHENTICATE_EMAIL: "0/60" })).toThrow(/RATE_LIMIT_AUTHENTICATE_EMAIL/);
+  // A name that sets nothing is refused, so nobody believes a limit is in force that is not.
+  expect(() => accountsConfig({ RATE_LIMIT_REGISTER_EMAIL: "5/3600" })).toThrow(/RATE_LIMIT_REGISTER_EMAIL is not a setting \(renamed RATE_LIMIT_REGISTER_PAIR/);
+  expect(() => accountsConfig({ RATE_LIMIT_AUTHENTICATE_ADRESS: "5/60" })).toThrow(/RATE_LIMIT_AUTHENTICATE_ADRESS is not a setting/);
   expect(() => accountsConfig({ VERIFIED_EMAIL_REQUIRED_FOR: "invitations,everything" })).toThrow(/VERIFIED_EMAIL_REQUIRED_FOR/);
   expect(() => accountsConfig({ TRUST_PROXY: "example.com" })).toThrow(/TRUST_PROXY/);
   expect(() => accountsConfig({ SESSION_IDLE_TIMEOUT_SECONDS: "5" })).toThrow(/SESSION_IDLE_TIMEOUT_SECONDS/);

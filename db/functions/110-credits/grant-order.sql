@@ -118,3 +118,6 @@ as $$
 $$;
 comment on function app_public.credit_accounts_available_by_category(app_public.credit_accounts) is
   'Available credits per grant category: {"allowance": 12000, "promotional": 0, "refund": 0, "purchased": 5000}. Their sum is available.';
+
+create or replace trigger _100_audit_columns before insert or update on app_public.credit_ledger_allocations
+  for each row execute function app_private.tg_audit_columns();

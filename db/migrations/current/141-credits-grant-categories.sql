@@ -51,13 +51,19 @@ create table if not exists app_public.credit_ledger_allocations (
   grant_id uuid not null,
   amount bigint not null,
   created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  created_by uuid,
   primary key (organization_id, ledger_entry_id, grant_id),
   constraint credit_ledger_allocations_amount_check check (amount > 0),
-  foreign key (organization_id, ledger_entry_id) references app_public.credit_ledger on delete cascade,
-  foreign key (organization_id, grant_id) references app_public.credit_grants on delete cascade
+  constraint credit_ledger_allocations_ledger_entry_fkey foreign key (organization_id, ledger_entry_id)
+    references app_public.credit_ledger on delete cascade,
+  constraint credit_ledger_allocations_grant_fkey foreign key (organization_id, grant_id)
+    references app_public.credit_grants on delete cascade
 );
 comment on table app_public.credit_ledger_allocations is
   E'@behavior -insert -update -delete\nWhich grants a ledger entry took credits from (reserve: held; capture, adjust: spent), in the spending order.';
 comment on column app_public.credit_ledger_allocations.amount is
   'Credits taken from the grant by this entry.';
 create index if not exists credit_ledger_allocations_grant_idx on app_public.credit_ledger_allocations (organization_id, grant_id);
+alter table app_public.credit_ledger_allocations add column if not exists updated_at timestamptz not null default now();
+alter table app_public.credit_ledger_allocations add column if not exists created_by uuid;

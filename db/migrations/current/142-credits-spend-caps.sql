@@ -38,11 +38,13 @@ create table if not exists app_public.credit_spend_caps (
   constraint credit_spend_caps_max_credits_check check (max_credits between 1 and 1000000000000),
   constraint credit_spend_caps_max_per_reservation_check check (max_per_reservation between 1 and max_credits),
   constraint credit_spend_caps_window_spent_check check (window_spent >= 0),
-  foreign key (organization_id, project_id) references app_public.projects on delete cascade,
-  foreign key (organization_id, api_key_id) references app_public.api_keys on delete cascade
+  constraint credit_spend_caps_project_fkey foreign key (organization_id, project_id)
+    references app_public.projects on delete cascade,
+  constraint credit_spend_caps_api_key_fkey foreign key (organization_id, api_key_id)
+    references app_public.api_keys on delete cascade
 );
 comment on table app_public.credit_spend_caps is
-  E'@behavior -insert -update -delete\nAt most maxCredits reserved per UTC day, ISO week or calendar month for the organization, a project or an API key (and at most maxPerReservation at once). Set by admins (setCreditSpendCap); reserve refuses with SPEND_CAP_REACHED.';
+  E'@behavior -insert -update -delete\nAt most maxCredits reserved per UTC day, ISO week or calendar month for the organization, a project or an API key (and at most maxPerReservation at once). Set by admins (setSpendCap); reserve refuses with SPEND_CAP_REACHED.';
 comment on column app_public.credit_spend_caps.window_start is
   E'@behavior -*\nThe period the window_spent counter belongs to (internal; see spent and resetsAt).';
 comment on column app_public.credit_spend_caps.window_spent is

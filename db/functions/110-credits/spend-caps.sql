@@ -57,37 +57,31 @@ $$;
 -- Sets the cap of a target (the organization; a project; an API key) for a period: at most
 -- max_credits reserved per UTC day, ISO week or calendar month, and, if given, at most
 -- max_per_reservation in one reservation. Setting it again changes the limits and keeps what the
--- current period has used. Admins and owners only.
-create or replace function app_public.set_spend_cap(
+-- current period has used. For operators and set_spend_cap (which checks the caller first).
+create or replace function app_private.set_spend_cap(
   organization_id uuid,
   period app_public.credit_spend_cap_period,
-  max_credits numeric,
-  project_id uuid default null,
-  api_key_id uuid default null,
-  max_per_reservation numeric default null
+  max_credits bigint,
+  project_id uuid,
+  api_key_id uuid,
+  max_per_reservation bigint
 ) returns app_public.credit_spend_caps
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 declare
-  v_max bigint;
-  v_per bigint;
   v_scope app_public.credit_spend_cap_scope;
   v_cap app_public.credit_spend_caps;
 begin
-  perform app_private.assert_member(organization_id);
-  if not organization_id = any (app_public.current_user_organization_ids('admin')) then
-    perform app_hidden.raise_error('FORBIDDEN', 'Only admins and owners can change spend caps.');
-  end if;
   if period is null then
     perform app_hidden.raise_error('INVALID_ARGUMENTS', 'A spend cap needs a period: day, week or month.');
   end if;
-  v_max := app_hidden.assert_valid_amount(max_credits);
-  if max_per_reservation is not null then
-    v_per := app_hidden.assert_valid_amount(max_per_reservation);
-    if v_per > v_max then
-      perform app_hidden.raise_error('INVALID_AMOUNT', 'maxPerReservation cannot be more than maxCredits.');
-    end if;
+  if max_credits is null or max_credits not between 1 and 1000000000000
+     or (max_per_reservation is not null and max_per_reservation not between 1 and 1000000000000) then
+    perform app_hidden.raise_error('INVALID_AMOUNT', 'Amount must be a whole number of credits from 1 to 10^12.');
+  end if;
+  if max_per_reservation > max_credits then
+    perform app_hidden.raise_error('INVALID_AMOUNT', 'maxPerReservation cannot be more than maxCredits.');
   end if;
   if project_id is not null and api_key_id is not null then
     perform app_hidden.raise_error('INVALID_ARGUMENTS', 'A spend cap is on the organization, one project or one API key: give projectId or apiKeyId, not both.');
@@ -112,7 +106,7 @@ begin
   -- The account lock orders this with the organization's reservations and other cap changes.
   perform app_private.lock_credit_account(organization_id);
   update app_public.credit_spend_caps c
-  set max_credits = v_max, max_per_reservation = v_per
+  set max_credits = set_spend_cap.max_credits, max_per_reservation = set_spend_cap.max_per_reservation
   where c.organization_id = set_spend_cap.organization_id and c.scope = v_scope and c.period = set_spend_cap.period
     and c.project_id is not distinct from set_spend_cap.project_id and c.api_key_id is not distinct from set_spend_cap.api_key_id
   returning * into v_cap;
@@ -123,10 +117,32 @@ begin
         format('An organization can have at most %s spend caps; remove one first.', app_hidden.max_spend_caps_per_organization()));
     end if;
     insert into app_public.credit_spend_caps (organization_id, scope, project_id, api_key_id, period, max_credits, max_per_reservation)
-    values (organization_id, v_scope, project_id, api_key_id, period, v_max, v_per)
+    values (organization_id, v_scope, project_id, api_key_id, period, max_credits, max_per_reservation)
     returning * into v_cap;
   end if;
   return v_cap;
+end;
+$$;
+
+-- setSpendCap: admins and owners (FORBIDDEN for members, NOT_FOUND for anyone else).
+create or replace function app_public.set_spend_cap(
+  organization_id uuid,
+  period app_public.credit_spend_cap_period,
+  max_credits numeric,
+  project_id uuid default null,
+  api_key_id uuid default null,
+  max_per_reservation numeric default null
+) returns app_public.credit_spend_caps
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+begin
+  perform app_private.assert_member(organization_id);
+  if not organization_id = any (app_public.current_user_organization_ids('admin')) then
+    perform app_hidden.raise_error('FORBIDDEN', 'Only admins and owners can change spend caps.');
+  end if;
+  return app_private.set_spend_cap(organization_id, period, app_hidden.assert_valid_amount(max_credits), project_id, api_key_id,
+    case when max_per_reservation is not null then app_hidden.assert_valid_amount(max_per_reservation) end);
 end;
 $$;
 comment on function app_public.set_spend_cap(uuid, app_public.credit_spend_cap_period, numeric, uuid, uuid, numeric) is

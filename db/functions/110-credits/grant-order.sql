@@ -24,47 +24,14 @@ as $$
     else 'promotional' end::app_public.credit_grant_category;
 $$;
 
--- THE spending order, locked: the grants credits are taken from, first to last, with what each can
--- give. Without reservation_id: every grant of the organization with credits left (what reserve
--- and debit take). With it: the grants that reservation holds credits of, and how many (what a
--- capture spends from). The order: priority, then soonest expiry (never-expiring last), then
--- category (promotional before refund before purchased: the enum's order), then oldest. The
--- caller holds the account lock.
-create or replace function app_private.grants_in_spend_order(organization_id uuid, reservation_id uuid default null)
-returns table (ordinal bigint, grant_id uuid, amount bigint)
-  language plpgsql volatile security definer
-  set search_path = pg_catalog, public
-as $$
-begin
-  if reservation_id is null then
-    -- (FOR UPDATE cannot share a query with a window function: lock, then number.)
-    perform 1 from app_public.credit_grants g
-    where g.organization_id = grants_in_spend_order.organization_id and g.remaining > 0
-    for update of g;
-    return query
-      select row_number() over (order by g.priority, g.expires_at nulls last, g.category, g.created_at, g.id), g.id, g.remaining
-      from app_public.credit_grants g
-      where g.organization_id = grants_in_spend_order.organization_id and g.remaining > 0
-      order by 1;
-  else
-    perform 1 from app_private.credit_reservation_allocations a
-    join app_public.credit_grants g on g.organization_id = a.organization_id and g.id = a.grant_id
-    where a.organization_id = grants_in_spend_order.organization_id and a.reservation_id = grants_in_spend_order.reservation_id
-    for update of a, g;
-    return query
-      select row_number() over (order by g.priority, g.expires_at nulls last, g.category, g.created_at, g.id), g.id, a.amount
-      from app_private.credit_reservation_allocations a
-      join app_public.credit_grants g on g.organization_id = a.organization_id and g.id = a.grant_id
-      where a.organization_id = grants_in_spend_order.organization_id and a.reservation_id = grants_in_spend_order.reservation_id
-      order by 1;
-  end if;
-end;
-$$;
-comment on function app_private.grants_in_spend_order(uuid, uuid) is
-  'The grants credits are taken from, in the one spending order (priority, soonest expiry, category, oldest), locked.';
-
--- How much of `amount` each grant gives, walking the spending order: (grant, take) for every grant
--- that gives something. Raises if the grants hold less than amount (the account disagrees).
+-- THE spending order, decided here and nowhere else: how much of `amount` each grant gives,
+-- first to last, as (grant, take) for every grant that gives something, the grants locked. The
+-- order: priority, then soonest expiry (never-expiring last), then category (promotional before
+-- refund before purchased: the enum's order), then oldest (created_at, then id). Without
+-- reservation_id it walks every grant of the organization with credits left (what reserve and
+-- debit take); with it, the grants that reservation holds credits of, up to what it holds of
+-- each (what a capture spends). Raises if they hold less than amount (the account disagrees).
+-- The caller holds the account lock.
 create or replace function app_private.take_from_grants(organization_id uuid, amount bigint, reservation_id uuid default null)
 returns table (grant_id uuid, take bigint)
   language plpgsql volatile security definer
@@ -74,19 +41,44 @@ declare
   v_left bigint := coalesce(amount, 0);
   v_row record;
 begin
-  for v_row in select * from app_private.grants_in_spend_order(take_from_grants.organization_id, take_from_grants.reservation_id) o order by o.ordinal
-  loop
-    exit when v_left = 0;
-    grant_id := v_row.grant_id;
-    take := least(v_left, v_row.amount);
-    v_left := v_left - take;
-    return next;
-  end loop;
+  if reservation_id is null then
+    -- (a cursor: rows are locked as they are read, so a large amount locks only the grants it needs)
+    for v_row in
+      select g.id, g.remaining as available
+      from app_public.credit_grants g
+      where g.organization_id = take_from_grants.organization_id and g.remaining > 0
+      order by g.priority, g.expires_at nulls last, g.category, g.created_at, g.id
+      for update of g
+    loop
+      exit when v_left = 0;
+      grant_id := v_row.id;
+      take := least(v_left, v_row.available);
+      v_left := v_left - take;
+      return next;
+    end loop;
+  else
+    for v_row in
+      select g.id, a.amount as available
+      from app_private.credit_reservation_allocations a
+      join app_public.credit_grants g on g.organization_id = a.organization_id and g.id = a.grant_id
+      where a.organization_id = take_from_grants.organization_id and a.reservation_id = take_from_grants.reservation_id
+      order by g.priority, g.expires_at nulls last, g.category, g.created_at, g.id
+      for update of a, g
+    loop
+      exit when v_left = 0;
+      grant_id := v_row.id;
+      take := least(v_left, v_row.available);
+      v_left := v_left - take;
+      return next;
+    end loop;
+  end if;
   if v_left <> 0 then
     raise exception 'credit grants of organization % disagree with its account', take_from_grants.organization_id;
   end if;
 end;
 $$;
+comment on function app_private.take_from_grants(uuid, bigint, uuid) is
+  'The one spending order (priority, soonest expiry, category, oldest): which grants give how much of amount, locked.';
 
 -- Records which grants paid for a ledger entry.
 create or replace function app_private.record_ledger_allocations(entry app_public.credit_ledger, grant_ids uuid[], amounts bigint[])

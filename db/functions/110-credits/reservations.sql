@@ -84,10 +84,11 @@ begin
   select reserve_credits_for.organization_id, v_reservation.id, x.grant_id, x.take
   from unnest(v_grant_ids, v_takes) as x (grant_id, take);
 
-  v_entry := app_private.ledger_append(reserve_credits_for.organization_id, 'reserve', -amount, amount,
+  -- (which grants hold them is in credit_reservation_allocations until it settles; the capture
+  -- entry records which grants paid)
+  perform app_private.ledger_append(reserve_credits_for.organization_id, 'reserve', -amount, amount,
     reservation_id => v_reservation.id, generation_id => generation_id, idempotency_key => idempotency_key,
     system_key => v_system_key);
-  perform app_private.record_ledger_allocations(v_entry, v_grant_ids, v_takes);
 
   -- Release it at expires_at if nobody settles it first (the job is a no-op otherwise).
   perform graphile_worker.add_job(

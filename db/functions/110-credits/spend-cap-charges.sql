@@ -78,18 +78,17 @@ $$;
 -- gets them back if its period is still the one charged (a past period is over and done).
 create or replace function app_private.refund_spend_caps(organization_id uuid, reservation_id uuid, released bigint)
 returns void
-  language plpgsql volatile security definer
+  language sql volatile security definer
   set search_path = pg_catalog, public
 as $$
-begin
-  if coalesce(released, 0) > 0 then
-    update app_public.credit_spend_caps c
-    set window_spent = greatest(c.window_spent - least(x.amount, refund_spend_caps.released), 0)
-    from app_private.credit_reservation_cap_charges x
+  with charged as (
+    delete from app_private.credit_reservation_cap_charges x
     where x.organization_id = refund_spend_caps.organization_id and x.reservation_id = refund_spend_caps.reservation_id
-      and c.organization_id = x.organization_id and c.id = x.cap_id and c.window_start = x.window_start;
-  end if;
-  delete from app_private.credit_reservation_cap_charges x
-  where x.organization_id = refund_spend_caps.organization_id and x.reservation_id = refund_spend_caps.reservation_id;
-end;
+    returning x.organization_id, x.cap_id, x.window_start, x.amount
+  )
+  update app_public.credit_spend_caps c
+  set window_spent = greatest(c.window_spent - least(x.amount, refund_spend_caps.released), 0)
+  from charged x
+  where coalesce(refund_spend_caps.released, 0) > 0
+    and c.organization_id = x.organization_id and c.id = x.cap_id and c.window_start = x.window_start;
 $$;

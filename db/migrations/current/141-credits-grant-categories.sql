@@ -43,7 +43,7 @@ create index if not exists credit_grants_spend_priority_idx on app_public.credit
   (organization_id, priority, expires_at nulls last, category, created_at, id) where remaining > 0;
 create index if not exists credit_grants_category_idx on app_public.credit_grants (organization_id, category) where remaining > 0;
 
--- Which grants paid for (or gave back to) each ledger entry: one row per entry and grant, written
+-- Which grants paid for each spend (capture and adjust entries): one row per entry and grant, written
 -- with the entry, under the account lock. amount is what the entry took from the grant.
 create table if not exists app_public.credit_ledger_allocations (
   organization_id uuid not null references app_public.organizations on delete cascade,
@@ -61,9 +61,12 @@ create table if not exists app_public.credit_ledger_allocations (
     references app_public.credit_grants on delete cascade
 );
 comment on table app_public.credit_ledger_allocations is
-  E'@behavior -insert -update -delete\nWhich grants a ledger entry took credits from (reserve: held; capture, adjust: spent), in the spending order.';
+  E'@behavior -insert -update -delete\nWhich grants paid for a spend: one row per grant of each capture and adjust (debit) entry.';
 comment on column app_public.credit_ledger_allocations.amount is
   'Credits taken from the grant by this entry.';
 create index if not exists credit_ledger_allocations_grant_idx on app_public.credit_ledger_allocations (organization_id, grant_id);
 alter table app_public.credit_ledger_allocations add column if not exists updated_at timestamptz not null default now();
 alter table app_public.credit_ledger_allocations add column if not exists created_by uuid;
+
+-- (an earlier draft of this branch had the order in a function of its own)
+drop function if exists app_private.grants_in_spend_order(uuid, uuid);

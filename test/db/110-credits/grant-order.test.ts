@@ -27,7 +27,8 @@ async function grant(org: string, amount: number, category: Category, expires: s
 
 async function order(org: string): Promise<string[]> {
   const { rows } = await db.owner.query(
-    "select grant_id from app_private.grants_in_spend_order($1) order by ordinal",
+    `select t.grant_id from app_private.take_from_grants($1,
+       (select available from app_public.credit_accounts where organization_id = $1)) with ordinality t (grant_id, take, n) order by n`,
     [org],
   );
   return rows.map((r) => r.grant_id);
@@ -38,6 +39,15 @@ async function paidBy(entryId: string): Promise<Record<string, number>> {
   const { rows } = await db.owner.query(
     "select grant_id, amount::int from app_public.credit_ledger_allocations where ledger_entry_id = $1",
     [entryId],
+  );
+  return Object.fromEntries(rows.map((r) => [r.grant_id, r.amount]));
+}
+
+/** The grants an open reservation holds credits of, as { grantId: amount }. */
+async function heldBy(reservationId: string): Promise<Record<string, number>> {
+  const { rows } = await db.owner.query(
+    "select grant_id, amount::int from app_private.credit_reservation_allocations where reservation_id = $1",
+    [reservationId],
   );
   return Object.fromEntries(rows.map((r) => [r.grant_id, r.amount]));
 }
@@ -81,7 +91,7 @@ test("tie-breaker 1: a lower priority is spent first, whatever it expires", asyn
   const neverLow = await grant(org.id, 5, "purchased", null, 1);
   expect(await order(org.id)).toEqual([neverLow, soonHigh]);
   const r = await reserve(owner, org.id, 1, "p");
-  expect(await paidBy(await entryOf(r.id, "reserve"))).toEqual({ [neverLow]: 1 });
+  expect(await heldBy(r.id)).toEqual({ [neverLow]: 1 });
 });
 
 test("tie-breaker 2: same priority, the soonest expiry first, never-expiring last", async () => {
@@ -91,7 +101,7 @@ test("tie-breaker 2: same priority, the soonest expiry first, never-expiring las
   const soon = await grant(org.id, 5, "promotional", "now() + interval '1 day'", 20);
   expect(await order(org.id)).toEqual([soon, later, never]);
   const r = await reserve(owner, org.id, 12, "e");
-  expect(await paidBy(await entryOf(r.id, "reserve"))).toEqual({ [soon]: 5, [later]: 5, [never]: 2 });
+  expect(await heldBy(r.id)).toEqual({ [soon]: 5, [later]: 5, [never]: 2 });
 });
 
 test("tie-breaker 3: same priority and expiry, promotional before refund before purchased", async () => {
@@ -102,7 +112,7 @@ test("tie-breaker 3: same priority and expiry, promotional before refund before 
   const promotional = await grant(org.id, 5, "promotional", expires, 20);
   expect(await order(org.id)).toEqual([promotional, refund, purchased]);
   const r = await reserve(owner, org.id, 1, "c");
-  expect(await paidBy(await entryOf(r.id, "reserve"))).toEqual({ [promotional]: 1 });
+  expect(await heldBy(r.id)).toEqual({ [promotional]: 1 });
 });
 
 test("tie-breaker 4: all else equal, the oldest first", async () => {
@@ -123,7 +133,7 @@ test("tie-breaker 4: all else equal, the oldest first", async () => {
   }
   expect(await order(org.id)).toEqual([third, first, second]);
   const r = await reserve(owner, org.id, 6, "o");
-  expect(await paidBy(await entryOf(r.id, "reserve"))).toEqual({ [third]: 5, [first]: 1 });
+  expect(await heldBy(r.id)).toEqual({ [third]: 5, [first]: 1 });
 });
 
 test("reserve, capture and debit take grants in the same order, and each entry says which grants paid", async () => {
@@ -139,7 +149,7 @@ test("reserve, capture and debit take grants in the same order, and each entry s
 
   // reserve 25: a 10, c 10, b 5
   const r = await reserve(owner, org.id, 25, "r");
-  expect(await paidBy(await entryOf(r.id, "reserve"))).toEqual({ [g.a]: 10, [g.c]: 10, [g.b]: 5 });
+  expect(await heldBy(r.id)).toEqual({ [g.a]: 10, [g.c]: 10, [g.b]: 5 });
   // capture 15 of it: spent from a then c, in the order; the rest goes back to c and b
   await capture(owner, r.id, 15);
   expect(await paidBy(await entryOf(r.id, "capture"))).toEqual({ [g.a]: 10, [g.c]: 5 });

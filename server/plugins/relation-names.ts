@@ -28,6 +28,14 @@ const relations: Record<string, Record<string, Names>> = {
     credit_reservations_idempotency_key: { fieldName: "creditReservationByIdempotencyKey" },
     credit_reservations_system_key: { fieldName: "creditReservationBySystemKey" },
   },
+  "app_public.credit_ledger_allocations": {
+    credit_ledger_allocations_ledger_entry_fkey: { fieldName: "ledgerEntry", foreignFieldName: "grantAllocations" },
+    credit_ledger_allocations_grant_fkey: { fieldName: "grant", foreignFieldName: "ledgerAllocations" },
+  },
+  "app_public.credit_spend_caps": {
+    credit_spend_caps_project_fkey: { fieldName: "project", foreignFieldName: "creditSpendCaps" },
+    credit_spend_caps_api_key_fkey: { fieldName: "apiKey", foreignFieldName: "creditSpendCaps" },
+  },
   "app_public.invitations": {
     invitations_invited_by_fkey: { fieldName: "invitedByUser", foreignFieldName: "sentInvitations" },
     invitations_accepted_by_fkey: { fieldName: "acceptedByUser", foreignFieldName: "acceptedInvitations" },

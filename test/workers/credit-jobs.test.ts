@@ -93,8 +93,9 @@ test("the sweep releases overdue reservations whose own job was lost", async () 
 });
 
 test("grant expiry removes what is left of expired grants, once", async () => {
-  await db.owner.query("select app_private.grant_credits($1, 40, 'promotion', now() + interval '1 day', 'promo-1')", [org]);
-  const r = await reserve(100, "job-5"); // 40 promo (soonest expiry) + 60 allowance
+  // priority 5: spent before the allowance (priority 10; grant-order.sql)
+  await db.owner.query("select app_private.grant_credits_as($1, 40, 'promotional', 'promotion', now() + interval '1 day', 'promo-1', 5)", [org]);
+  const r = await reserve(100, "job-5"); // 40 promo (first in the spending order) + 60 allowance
   await db.queryAs(owner, "select app_public.capture_credits($1, 50)", [r.id]); // 40 promo + 10 allowance spent
   await db.owner.query("select app_private.grant_credits($1, 7, 'promotion', now() + interval '1 day', 'promo-2')", [org]);
   await db.owner.query("update app_public.credit_grants set expires_at = now() where organization_id = $1 and source = 'promotion'", [org]);

@@ -1,6 +1,6 @@
--- Spending credits: which grants pay, soonest-expiring first.
+-- Taking credits away outside a reservation, from the grants in the spending order (grant-order.sql).
 
--- Takes credits away (refund, chargeback, correction) from the soonest-expiring grants first.
+-- Takes credits away (refund, chargeback, correction) from the grants in the spending order.
 -- An operator's or the system's operation: its key is a system key.
 create or replace function app_private.debit_credits(
   organization_id uuid, amount bigint, source text, system_key text
@@ -11,9 +11,8 @@ as $$
 declare
   v_account app_public.credit_accounts;
   v_entry app_public.credit_ledger;
-  v_left bigint := amount;
-  v_grant app_public.credit_grants;
-  v_take bigint;
+  v_grant_ids uuid[];
+  v_takes bigint[];
 begin
   if amount is null or amount <= 0 or amount > 1000000000000 then
     perform app_hidden.raise_error('INVALID_AMOUNT', 'Amount must be a whole number of credits from 1 to 10^12.');
@@ -33,19 +32,14 @@ begin
   if v_account.available < amount then
     perform app_hidden.raise_error('INSUFFICIENT_CREDITS', 'Not enough credits available.');
   end if;
-  for v_grant in
-    select * from app_public.credit_grants g
-    where g.organization_id = debit_credits.organization_id and g.remaining > 0
-    order by g.expires_at nulls last, g.id
-    for update
-  loop
-    exit when v_left = 0;
-    v_take := least(v_left, v_grant.remaining);
-    update app_public.credit_grants g set remaining = g.remaining - v_take
-    where g.organization_id = v_grant.organization_id and g.id = v_grant.id;
-    v_left := v_left - v_take;
-  end loop;
-  return app_private.ledger_append(debit_credits.organization_id, 'adjust', -amount, 0,
+  select coalesce(array_agg(t.grant_id), '{}'), coalesce(array_agg(t.take), '{}') into v_grant_ids, v_takes
+  from app_private.take_from_grants(debit_credits.organization_id, amount) t;
+  update app_public.credit_grants g set remaining = g.remaining - x.take
+  from unnest(v_grant_ids, v_takes) as x (grant_id, take)
+  where g.organization_id = debit_credits.organization_id and g.id = x.grant_id;
+  v_entry := app_private.ledger_append(debit_credits.organization_id, 'adjust', -amount, 0,
     source => coalesce(source, 'manual'), system_key => system_key);
+  perform app_private.record_ledger_allocations(v_entry, v_grant_ids, v_takes);
+  return v_entry;
 end;
 $$;

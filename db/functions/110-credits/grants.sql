@@ -13,6 +13,28 @@ create or replace function app_private.grant_credits_from(
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
+begin
+  return app_private.grant_credits_in(grant_credits_from.organization_id, grant_credits_from.amount,
+    app_hidden.credit_category_for_source(grant_credits_from.source), null, grant_credits_from.source,
+    grant_credits_from.expires_at, grant_credits_from.system_key, grant_credits_from.stripe_event_id);
+end;
+$$;
+
+-- A grant of a given category (null: the category default priority, grant-order.sql). What
+-- every other grant function calls.
+create or replace function app_private.grant_credits_in(
+  organization_id uuid,
+  amount bigint,
+  category app_public.credit_grant_category,
+  priority int,
+  source text,
+  expires_at timestamptz,
+  system_key text,
+  stripe_event_id text
+) returns app_public.credit_ledger
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
 declare
   v_entry app_public.credit_ledger;
   v_grant_id uuid;
@@ -23,26 +45,34 @@ begin
   if source is null or source !~ '^[a-z][a-z0-9_]{0,31}$' then
     perform app_hidden.raise_error('INVALID_SOURCE', 'Source must be a short lowercase word such as purchase or manual.');
   end if;
+  -- (operators' and billing code's mistakes, not a client's: no business code)
+  if category is null then
+    raise exception 'a grant needs a category (allowance, promotional, purchased or refund)';
+  end if;
+  if priority is not null and priority not between 0 and 100 then
+    raise exception 'a grant''s priority must be from 0 to 100, not %', priority;
+  end if;
   perform app_hidden.assert_valid_idempotency_key(system_key, false);
-  perform app_private.lock_credit_account(grant_credits_from.organization_id);
+  perform app_private.lock_credit_account(grant_credits_in.organization_id);
   if system_key is not null then
-    v_entry := app_private.ledger_entry_by_system_key(grant_credits_from.organization_id, system_key);
+    v_entry := app_private.ledger_entry_by_system_key(grant_credits_in.organization_id, system_key);
     if v_entry.id is not null then
-      if v_entry.kind <> 'grant' or v_entry.amount <> grant_credits_from.amount then
+      if v_entry.kind <> 'grant' or v_entry.amount <> grant_credits_in.amount then
         perform app_hidden.raise_error('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used for a different operation.');
       end if;
       return v_entry;
     end if;
   end if;
-  insert into app_public.credit_grants (organization_id, source, amount, remaining, expires_at)
-  values (grant_credits_from.organization_id, source, amount, amount, expires_at)
+  insert into app_public.credit_grants (organization_id, source, category, priority, amount, remaining, expires_at)
+  values (grant_credits_in.organization_id, source, category,
+          coalesce(priority, app_hidden.credit_category_default_priority(category)), amount, amount, expires_at)
   returning id into v_grant_id;
-  v_entry := app_private.ledger_append(grant_credits_from.organization_id, 'grant', amount, 0,
+  v_entry := app_private.ledger_append(grant_credits_in.organization_id, 'grant', amount, 0,
     source => source, grant_id => v_grant_id, system_key => system_key,
     stripe_event_id => stripe_event_id);
   -- A grant that is already past its expiry is granted and expired at once: both stay on record.
   if expires_at is not null and expires_at <= now() then
-    perform app_private.expire_due_grants_locked(grant_credits_from.organization_id);
+    perform app_private.expire_due_grants_locked(grant_credits_in.organization_id);
   end if;
   return v_entry;
 end;
@@ -67,6 +97,28 @@ end;
 $$;
 comment on function app_private.grant_credits(uuid, bigint, text, timestamptz, text) is
   'Adds credits (source: purchase, monthly_allowance, manual, …) expiring at expires_at (null: never). Returns the ledger entry; repeating with the same system_key returns the first entry.';
+
+-- A grant with an explicit category and priority (operators, promotions, auto top-up):
+-- grant_credits derives the category from the source. Idempotent on the system key as grant_credits.
+create or replace function app_private.grant_credits_as(
+  organization_id uuid,
+  amount bigint,
+  category app_public.credit_grant_category,
+  source text,
+  expires_at timestamptz,
+  system_key text,
+  priority int default null
+) returns app_public.credit_ledger
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+begin
+  return app_private.grant_credits_in(grant_credits_as.organization_id, grant_credits_as.amount, grant_credits_as.category,
+    grant_credits_as.priority, grant_credits_as.source, grant_credits_as.expires_at, grant_credits_as.system_key, null);
+end;
+$$;
+comment on function app_private.grant_credits_as(uuid, bigint, app_public.credit_grant_category, text, timestamptz, text, int) is
+  'Adds credits of a category (allowance, promotional, purchased, refund) with a priority (0–100, null: the category default). Returns the ledger entry; repeating with the same system_key returns the first entry.';
 
 -- The allowance of the organization's current usage period, expiring at its end. Idempotent per
 -- period (the key names it), so the period rollover job and billing code can both call it.

@@ -1,5 +1,6 @@
 -- Reservations: reserve, then capture or release; what happens when one expires.
 
+-- A reservation of the organization (no project): reserveCredits.
 create or replace function app_private.reserve_credits(
   organization_id uuid,
   amount bigint,
@@ -10,13 +11,31 @@ create or replace function app_private.reserve_credits(
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
+begin
+  return app_private.reserve_credits_for(reserve_credits.organization_id, reserve_credits.amount,
+    reserve_credits.idempotency_key, reserve_credits.ttl_seconds, reserve_credits.generation_id, null);
+end;
+$$;
+
+-- Holds `amount` credits from the grants, in the spending order (grant-order.sql), within the
+-- spend caps of the organization, the project (if any) and the API key of the request (if any).
+create or replace function app_private.reserve_credits_for(
+  organization_id uuid,
+  amount bigint,
+  idempotency_key text,
+  ttl_seconds int,
+  generation_id uuid,
+  project_id uuid
+) returns app_public.credit_reservations
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
 declare
   v_account app_public.credit_accounts;
   v_entry app_public.credit_ledger;
   v_reservation app_public.credit_reservations;
-  v_grant app_public.credit_grants;
-  v_left bigint := amount;
-  v_take bigint;
+  v_grant_ids uuid[];
+  v_takes bigint[];
   -- A generation's reservation is keyed by the generation (a system key); any other by the key
   -- the client sent. The two live in different columns, so neither can find the other.
   v_system_key text := 'generation:' || generation_id;
@@ -24,53 +43,50 @@ begin
   if (generation_id is null) = (idempotency_key is null) then
     raise exception 'reserve_credits takes a client idempotency key or a generation id, not both';
   end if;
-  v_account := app_private.lock_credit_account(reserve_credits.organization_id);
+  v_account := app_private.lock_credit_account(reserve_credits_for.organization_id);
   v_entry := case when generation_id is null
-    then app_private.ledger_entry_by_key(reserve_credits.organization_id, idempotency_key)
-    else app_private.ledger_entry_by_system_key(reserve_credits.organization_id, v_system_key) end;
+    then app_private.ledger_entry_by_key(reserve_credits_for.organization_id, idempotency_key)
+    else app_private.ledger_entry_by_system_key(reserve_credits_for.organization_id, v_system_key) end;
   if v_entry.id is not null then
     select * into v_reservation from app_public.credit_reservations r
-    where r.organization_id = reserve_credits.organization_id and r.id = v_entry.reservation_id;
-    if v_entry.kind <> 'reserve' or v_reservation.amount <> reserve_credits.amount then
+    where r.organization_id = reserve_credits_for.organization_id and r.id = v_entry.reservation_id;
+    if v_entry.kind <> 'reserve' or v_reservation.amount <> reserve_credits_for.amount then
       perform app_hidden.raise_error('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used for a different operation.');
     end if;
     return v_reservation;
   end if;
 
-  if app_private.expire_due_grants_locked(reserve_credits.organization_id) > 0 then
-    v_account := app_private.lock_credit_account(reserve_credits.organization_id);
+  if app_private.expire_due_grants_locked(reserve_credits_for.organization_id) > 0 then
+    v_account := app_private.lock_credit_account(reserve_credits_for.organization_id);
   end if;
   if v_account.available < amount then
     perform app_hidden.raise_error('INSUFFICIENT_CREDITS',
       format('Not enough credits: %s available, %s requested.', v_account.available, amount));
   end if;
   -- each open reservation holds a job in the shared queue: at most the plan's number at once
-  perform app_private.assert_reservation_quota(reserve_credits.organization_id);
+  perform app_private.assert_reservation_quota(reserve_credits_for.organization_id);
 
   insert into app_public.credit_reservations (organization_id, amount, idempotency_key, system_key, expires_at)
-  values (reserve_credits.organization_id, amount, idempotency_key, v_system_key, now() + make_interval(secs => ttl_seconds))
+  values (reserve_credits_for.organization_id, amount, idempotency_key, v_system_key, now() + make_interval(secs => ttl_seconds))
   returning * into v_reservation;
 
-  -- Hold the credits from the soonest-expiring grants first.
-  for v_grant in
-    select * from app_public.credit_grants g
-    where g.organization_id = reserve_credits.organization_id and g.remaining > 0
-    order by g.expires_at nulls last, g.id
-    for update
-  loop
-    exit when v_left = 0;
-    v_take := least(v_left, v_grant.remaining);
-    update app_public.credit_grants g set remaining = g.remaining - v_take
-    where g.organization_id = v_grant.organization_id and g.id = v_grant.id;
-    insert into app_private.credit_reservation_allocations (organization_id, reservation_id, grant_id, amount)
-    values (reserve_credits.organization_id, v_reservation.id, v_grant.id, v_take);
-    v_left := v_left - v_take;
-  end loop;
-  if v_left <> 0 then
-    raise exception 'credit grants of organization % disagree with its account', reserve_credits.organization_id;
-  end if;
+  -- Within every spend cap that applies (SPEND_CAP_REACHED otherwise; rolls all of this back).
+  perform app_private.charge_spend_caps(reserve_credits_for.organization_id, v_reservation.id, amount,
+    reserve_credits_for.project_id, app_hidden.current_api_key_id());
 
-  perform app_private.ledger_append(reserve_credits.organization_id, 'reserve', -amount, amount,
+  -- Hold the credits from the grants, in the spending order.
+  select coalesce(array_agg(t.grant_id), '{}'), coalesce(array_agg(t.take), '{}') into v_grant_ids, v_takes
+  from app_private.take_from_grants(reserve_credits_for.organization_id, amount) t;
+  update app_public.credit_grants g set remaining = g.remaining - x.take
+  from unnest(v_grant_ids, v_takes) as x (grant_id, take)
+  where g.organization_id = reserve_credits_for.organization_id and g.id = x.grant_id;
+  insert into app_private.credit_reservation_allocations (organization_id, reservation_id, grant_id, amount)
+  select reserve_credits_for.organization_id, v_reservation.id, x.grant_id, x.take
+  from unnest(v_grant_ids, v_takes) as x (grant_id, take);
+
+  -- (which grants hold them is in credit_reservation_allocations until it settles; the capture
+  -- entry records which grants paid)
+  perform app_private.ledger_append(reserve_credits_for.organization_id, 'reserve', -amount, amount,
     reservation_id => v_reservation.id, generation_id => generation_id, idempotency_key => idempotency_key,
     system_key => v_system_key);
 
@@ -85,8 +101,8 @@ begin
 end;
 $$;
 
--- Settles an open reservation: `capture` credits are spent (taken from the soonest-expiring
--- grants it holds), the rest goes back to the grants it came from. status: captured, released
+-- Settles an open reservation: `capture` credits are spent (taken from the grants it holds, in
+-- the spending order), the rest goes back to the grants it came from. status: captured, released
 -- or expired. Returns the reservation, or a replay of the first result for a repeated key.
 create or replace function app_private.settle_reservation(
   organization_id uuid,
@@ -102,10 +118,8 @@ as $$
 declare
   v_entry app_public.credit_ledger;
   v_reservation app_public.credit_reservations;
-  v_alloc app_private.credit_reservation_allocations;
-  v_left bigint := coalesce(capture, 0);
-  v_take bigint;
-  v_release bigint;
+  v_grant_ids uuid[];
+  v_takes bigint[];
 begin
   perform app_private.lock_credit_account(settle_reservation.organization_id);
   if idempotency_key is not null then
@@ -145,28 +159,24 @@ begin
     end if;
   end if;
 
-  -- Consume `capture` from the soonest-expiring grants held; give the rest back.
-  for v_alloc in
-    select a.* from app_private.credit_reservation_allocations a
-    join app_public.credit_grants g on g.organization_id = a.organization_id and g.id = a.grant_id
-    where a.organization_id = settle_reservation.organization_id and a.reservation_id = settle_reservation.reservation_id
-    order by g.expires_at nulls last, g.id
-    for update of a, g
-  loop
-    v_take := least(v_left, v_alloc.amount);
-    v_left := v_left - v_take;
-    v_release := v_alloc.amount - v_take;
-    if v_release > 0 then
-      update app_public.credit_grants g set remaining = g.remaining + v_release
-      where g.organization_id = v_alloc.organization_id and g.id = v_alloc.grant_id;
-    end if;
-  end loop;
+  -- Spend `capture` from the grants held, in the spending order; give the rest back.
+  select coalesce(array_agg(t.grant_id), '{}'), coalesce(array_agg(t.take), '{}') into v_grant_ids, v_takes
+  from app_private.take_from_grants(settle_reservation.organization_id, coalesce(capture, 0), settle_reservation.reservation_id) t;
+  update app_public.credit_grants g set remaining = g.remaining + (a.amount - coalesce(x.take, 0))
+  from app_private.credit_reservation_allocations a
+  left join unnest(v_grant_ids, v_takes) as x (grant_id, take) on x.grant_id = a.grant_id
+  where a.organization_id = settle_reservation.organization_id and a.reservation_id = settle_reservation.reservation_id
+    and g.organization_id = a.organization_id and g.id = a.grant_id and a.amount - coalesce(x.take, 0) > 0;
   delete from app_private.credit_reservation_allocations a
   where a.organization_id = settle_reservation.organization_id and a.reservation_id = settle_reservation.reservation_id;
+  -- What is not spent no longer counts against the spend caps it was charged to.
+  perform app_private.refund_spend_caps(settle_reservation.organization_id, settle_reservation.reservation_id,
+    v_reservation.amount - coalesce(capture, 0));
 
   if coalesce(capture, 0) > 0 then
-    perform app_private.ledger_append(settle_reservation.organization_id, 'capture', 0, -capture,
+    v_entry := app_private.ledger_append(settle_reservation.organization_id, 'capture', 0, -capture,
       reservation_id => v_reservation.id, generation_id => generation_id, idempotency_key => idempotency_key);
+    perform app_private.record_ledger_allocations(v_entry, v_grant_ids, v_takes);
     update app_public.usage_counters c set credits_spent = c.credits_spent + capture
     where c.organization_id = settle_reservation.organization_id;
   end if;

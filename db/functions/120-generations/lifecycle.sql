@@ -58,7 +58,8 @@ begin
 
   -- Keyed by the new generation's id, a system key: a client's reservation can never be taken for
   -- it (the client's idempotency key is the generation's own, checked above).
-  v_reservation := app_private.reserve_credits(organization_id, v_amount, null, 3600, v_id);
+  -- (reserve_credits_for: the project's spend caps apply too, 110-credits/spend-cap-charges.sql)
+  v_reservation := app_private.reserve_credits_for(organization_id, v_amount, null, 3600, v_id, project_id);
   insert into app_public.generations (
     organization_id, id, project_id, kind, model, status, credits_estimated, reservation_id, idempotency_key, metadata
   ) values (

@@ -12,7 +12,7 @@ import { graphql, headersFor, inParallel, must } from "./graphql.ts";
 
 const MODEL = "fairbench-big";
 const GENERATIONS = 200;
-const METADATA = { note: "fairbench big response", pad: "x".repeat(60_000) };
+const METADATA = { note: "fairbench big response", pad: "x".repeat(16_000) };
 let aliases = 0;
 let bytes = 0;
 let chosen = "";

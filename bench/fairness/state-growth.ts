@@ -6,7 +6,7 @@
 import { loops, type Attack } from "./attack.ts";
 import { graphql, must } from "./graphql.ts";
 
-const METADATA = { note: "fairbench state growth", pad: "y".repeat(60_000) };
+const METADATA = { note: "fairbench state growth", pad: "y".repeat(16_000) };
 let projectId = "";
 
 export const stateGrowth: Attack = {

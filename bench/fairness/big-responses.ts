@@ -1,9 +1,9 @@
 // Issue 25, finding 7: responses as big as the limits allow. prepare() makes 200 generations of
-// the attacker's organization with ~60 KB of metadata each (started and failed: free), once per
+// the attacker's organization with ~16 kB of metadata (the largest accepted) each (started and failed: free), once per
 // data set (found again by their model on later runs); then it finds the most aliases of
 // `generations(first: 200) { nodes { metadata } }` the document limits accept (20, 10, 5, 2, 1)
 // and that answer within the statement timeout (timed with one alias).
-// The attack: one sender asks for them back to back (up to 20 × 200 × 60 KB = 240 MB an
+// The attack: one sender asks for them back to back (up to 20 × 200 × 16 kB = 64 MB an
 // answer); answers are counted, not kept.
 
 import http from "node:http";
@@ -50,7 +50,7 @@ function postCounting(url: URL, body: string, headers: Record<string, string>): 
 
 export const bigResponses: Attack = {
   name: "big responses (A7)",
-  description: "1 sender: aliases × 200 generations × 60 KB metadata, as many aliases as the limits accept",
+  description: "1 sender: aliases × 200 generations × 16 kB metadata, as many aliases as the limits accept",
   async prepare(context) {
     const org = context.attacker.organizationId;
     const token = context.attackerToken;

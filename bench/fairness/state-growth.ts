@@ -1,5 +1,5 @@
 // Issue 25, finding 9: stored state at full speed until the quotas refuse (or the attack's few
-// seconds end): 2 senders start and fail generations with ~60 KB of metadata (free), 2 create
+// seconds end): 2 senders start and fail generations with ~16 kB of metadata (the largest accepted) (free), 2 create
 // and delete projects, all as the attacker's user. The outcome counts show how many were made
 // and how many the quotas refused (QUOTA_EXCEEDED).
 
@@ -11,7 +11,7 @@ let projectId = "";
 
 export const stateGrowth: Attack = {
   name: "state growth (A9)",
-  description: "2 senders start+fail 60 KB generations, 2 create+delete projects, until quotas refuse",
+  description: "2 senders start+fail 16 kB generations, 2 create+delete projects, until quotas refuse",
   async prepare(context) {
     const found = await must(
       context.graphqlUrl,

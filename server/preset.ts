@@ -74,6 +74,12 @@ declare global {
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const logger = options.logger ?? rootLogger();
   const trusted = options.trustedDocuments;
+  if (trusted && trusted.mode !== "off") {
+    logger.info({ mode: trusted.mode, documents: trusted.documents.size, allowTextFor: trusted.allowTextFor }, "trusted documents");
+    if (trusted.mode === "only" && (options.graphiql ?? true) && !trusted.allowTextFor.includes("anonymous")) {
+      logger.warn("GraphiQL sends text, refused in TRUSTED_DOCUMENTS=only except for the callers in TRUSTED_DOCUMENTS_ALLOW_TEXT");
+    }
+  }
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
     plugins: [

@@ -124,8 +124,9 @@ function idOf(body: RequestBody): unknown {
  */
 export function resolveTrustedDocument(body: RequestBody, trusted: TrustedDocuments, caller: () => TextCaller): void {
   const id = idOf(body);
+  const textAllowed = () => trusted.mode !== "only" || trusted.allowTextFor.includes(caller());
   if (id === undefined) {
-    if (trusted.mode === "only" && !trusted.allowTextFor.includes(caller())) {
+    if (!textAllowed()) {
       throw refusal("This server runs trusted documents only: send the document's id (documentId), not its text.", PERSISTED_QUERIES_ONLY);
     }
     return;
@@ -134,10 +135,15 @@ export function resolveTrustedDocument(body: RequestBody, trusted: TrustedDocume
     throw refusal(`A document id is a string of 1 to ${MAX_DOCUMENT_ID_LENGTH} letters, digits and _ . : - (a sha256 hash).`, INVALID_DOCUMENT_ID);
   }
   const text = trusted.documents.get(normalizeDocumentId(id));
-  // An unknown id is refused even when a text comes with it (Apollo's automatic persisted
-  // queries send both to register one): the manifest is the allow-list, clients cannot add to it.
-  if (text === undefined) throw refusal("No trusted document has this id: rebuild the client and the manifest together.", PERSISTED_QUERY_NOT_FOUND);
-  body.query = text;
+  if (text !== undefined) {
+    body.query = text;
+    return;
+  }
+  // An unknown id with a text (Apollo's automatic persisted queries resend the hash with the
+  // text after PERSISTED_QUERY_NOT_FOUND): the text runs as a text, where text may run at all.
+  // Nothing is registered: the manifest is the allow-list, clients cannot add to it.
+  if (typeof body.query === "string" && body.query !== "" && textAllowed()) return;
+  throw refusal("No trusted document has this id: rebuild the client and the manifest together.", PERSISTED_QUERY_NOT_FOUND);
 }
 
 /**

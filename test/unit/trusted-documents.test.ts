@@ -48,6 +48,9 @@ test("allow: ids and text both run; only: ids, or text from an allowed caller", 
     [allow, "anonymous", { id: ID, query: "{ __typename }" }, { query: TEXT }],
     [only, "api_key", { query: "{ __typename }" }, { query: "{ __typename }" }],
     [only, "user", { extensions: { persistedQuery: { version: 1, sha256Hash: ID } } }, { query: TEXT }],
+    // Apollo's retry after PERSISTED_QUERY_NOT_FOUND (hash and text): the text runs where text may
+    [allow, "anonymous", { documentId: "0".repeat(64), query: "{ __typename }" }, { query: "{ __typename }" }],
+    [only, "api_key", { documentId: "0".repeat(64), query: "{ __typename }" }, { query: "{ __typename }" }],
   ] as const) {
     const copy: Record<string, unknown> = { ...body };
     expect(codeOf(() => resolveTrustedDocument(copy, mode, () => caller))).toBeNull();
@@ -55,5 +58,6 @@ test("allow: ids and text both run; only: ids, or text from an allowed caller", 
   }
   expect(codeOf(() => resolveTrustedDocument({ documentId: "0".repeat(64) }, allow, () => "user"))).toBe("PERSISTED_QUERY_NOT_FOUND");
   expect(codeOf(() => resolveTrustedDocument({ query: TEXT }, only, () => "user"))).toBe("PERSISTED_QUERIES_ONLY");
+  expect(codeOf(() => resolveTrustedDocument({ documentId: "0".repeat(64), query: TEXT }, only, () => "user"))).toBe("PERSISTED_QUERY_NOT_FOUND");
   expect(codeOf(() => resolveTrustedDocument({ documentId: 42 }, only, () => "user"))).toBe("INVALID_DOCUMENT_ID");
 });

@@ -72,6 +72,25 @@ export interface Config {
   fairShare: FairShareConfig;
   /** POST /webhooks/stripe: body cap and the per-address limit of refused deliveries. */
   stripeWebhook: StripeWebhookLimits;
+  /** Trusted documents (persisted operations): which GraphQL documents clients may run. */
+  trustedDocuments: TrustedDocumentsConfig;
+}
+
+/** Who may still send GraphQL text when TRUSTED_DOCUMENTS=only. */
+export const TEXT_CALLERS = ["anonymous", "user", "api_key"] as const;
+export type TextCaller = (typeof TEXT_CALLERS)[number];
+
+/**
+ * Trusted documents (issue 24, server/trusted-documents.ts). `off`: documents are sent as text
+ * (stock GraphQL). `allow`: a document id from the manifests runs its document, and text still
+ * runs. `only`: ids only; text is refused (PERSISTED_QUERIES_ONLY) except for allowTextFor.
+ */
+export interface TrustedDocumentsConfig {
+  mode: "off" | "allow" | "only";
+  /** Manifest files ({ "<id>": "<document>" }, graphql-codegen's persisted-documents.json). */
+  manifests: string[];
+  /** In `only` mode, callers who may still send text (e.g. "user" for an internal admin tool). */
+  allowTextFor: TextCaller[];
 }
 
 /**
@@ -368,7 +387,43 @@ export function loadConfig(env: Env = process.env): Config {
     accounts: accountsConfig(env),
     fairShare: fairShareConfig(env),
     stripeWebhook: stripeWebhookLimits(env),
+    trustedDocuments: trustedDocumentsConfig(env),
   };
+}
+
+/**
+ * TRUSTED_DOCUMENTS=off|allow|only, TRUSTED_DOCUMENTS_MANIFEST (comma-separated files) and
+ * TRUSTED_DOCUMENTS_ALLOW_TEXT (comma-separated callers: anonymous, user, api_key). Without a
+ * manifest the default is off (the server cannot know its clients' documents); with one it is
+ * `only` in production (shipping a manifest is asking for the allow-list) and `allow` elsewhere
+ * (GraphiQL and ad-hoc queries keep working in development).
+ */
+export function trustedDocumentsConfig(env: Env = process.env): TrustedDocumentsConfig {
+  const manifests = (read(env, "TRUSTED_DOCUMENTS_MANIFEST") ?? "")
+    .split(",")
+    .map((file) => file.trim())
+    .filter(Boolean)
+    .map((file) => path.resolve(file));
+  const isProduction = (read(env, "NODE_ENV") ?? "development") === "production";
+  const given = read(env, "TRUSTED_DOCUMENTS")?.toLowerCase() ?? null;
+  if (given !== null && given !== "off" && given !== "allow" && given !== "only") {
+    throw new ConfigError(`TRUSTED_DOCUMENTS must be off, allow or only, got "${given}"`);
+  }
+  const mode = (given ?? (manifests.length === 0 ? "off" : isProduction ? "only" : "allow")) as TrustedDocumentsConfig["mode"];
+  if (mode !== "off" && manifests.length === 0) {
+    throw new ConfigError(`TRUSTED_DOCUMENTS=${mode} needs TRUSTED_DOCUMENTS_MANIFEST (the manifest built by npm run documents:manifest)`);
+  }
+  const allowTextFor = (read(env, "TRUSTED_DOCUMENTS_ALLOW_TEXT") ?? "")
+    .split(",")
+    .map((item) => item.trim().toLowerCase())
+    .filter(Boolean)
+    .map((item) => {
+      if (!(TEXT_CALLERS as readonly string[]).includes(item)) {
+        throw new ConfigError(`TRUSTED_DOCUMENTS_ALLOW_TEXT must list some of ${TEXT_CALLERS.join(", ")}, got "${item}"`);
+      }
+      return item as TextCaller;
+    });
+  return { mode, manifests: mode === "off" ? [] : manifests, allowTextFor: [...new Set(allowTextFor)] };
 }
 
 export const DEFAULT_FAIR_SHARE: FairShareConfig = {

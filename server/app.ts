@@ -31,6 +31,8 @@ import {
 import { createRealtime, type Realtime } from "./realtime/websockets.ts";
 import { DEFAULT_REALTIME, fairShareConfig, type FairShareConfig, type RealtimeConfig, type StripeWebhookLimits } from "../core/config.ts";
 import { fairShareGate, type FairShareGate } from "./fair-share/gate.ts";
+import { loadTrustedDocuments } from "./trusted-documents.ts";
+import { trustedDocumentsConfig, type TrustedDocumentsConfig } from "../core/config.ts";
 
 export interface AppOptions {
   ownerUrl: string;
@@ -62,6 +64,8 @@ export interface AppOptions {
   backupsRequired?: boolean;
   /** Rebuild the GraphQL schema when `npm run db:watch` re-applies SQL (development). Default false. */
   watchSchema?: boolean;
+  /** Trusted documents (TRUSTED_DOCUMENTS*, server/trusted-documents.ts); default: from the environment. */
+  trustedDocuments?: TrustedDocumentsConfig;
 }
 
 export interface App {
@@ -77,6 +81,8 @@ export interface App {
 }
 
 export async function createApp(options: AppOptions): Promise<App> {
+  // Before anything opens: a bad manifest stops start-up with its reason.
+  const trustedDocuments = loadTrustedDocuments(options.trustedDocuments ?? trustedDocumentsConfig());
   const authPool = new pg.Pool({ connectionString: options.authUrl, max: options.authPoolSize ?? 10 });
   // (requests wait their turn in front of this pool: server/fair-share/gate.ts)
   // Every authenticated request checks its session (or API key) on this pool before PostGraphile
@@ -112,7 +118,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   await writeAccountSettings(ownerPool, accounts);
 
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema, trustedDocuments })],
     plugins: [operationsPlugin({ limits, metrics }), sessionEndedPlugin()],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });

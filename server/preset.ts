@@ -20,6 +20,7 @@ import type { StripeConfig } from "../core/stripe-config.ts";
 import { RealtimePlugin } from "./realtime/plugin.ts";
 import { documentLimitsPlugin, responseLimitPlugin, type GraphQLLimits } from "./graphql-limits.ts";
 import type { Realtime } from "./realtime/websockets.ts";
+import { callerOf, trustedDocumentsPlugin, type TrustedDocuments } from "./trusted-documents.ts";
 
 export interface PresetOptions {
   /** Pool of app_authenticator connections; every request runs as app_anonymous or app_user. */
@@ -39,6 +40,8 @@ export interface PresetOptions {
    * after each apply); development only. Needs `realtime` (its LISTEN connection). Default false.
    */
   watch?: boolean;
+  /** Trusted documents (server/trusted-documents.ts); default: off (documents as text). */
+  trustedDocuments?: TrustedDocuments;
 }
 
 /** The document check before parsing, the document cache and the response budget (server/graphql-limits.ts). */
@@ -70,6 +73,13 @@ declare global {
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const logger = options.logger ?? rootLogger();
+  const trusted = options.trustedDocuments;
+  if (trusted && trusted.mode !== "off") {
+    logger.info({ mode: trusted.mode, documents: trusted.documents.size, allowTextFor: trusted.allowTextFor }, "trusted documents");
+    if (trusted.mode === "only" && (options.graphiql ?? true) && !trusted.allowTextFor.includes("anonymous")) {
+      logger.warn("GraphiQL sends text, refused in TRUSTED_DOCUMENTS=only except for the callers in TRUSTED_DOCUMENTS_ALLOW_TEXT");
+    }
+  }
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
     plugins: [
@@ -85,6 +95,17 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       makeAttemptLimitsPlugin(options.authPool),
       documentLimitsPlugin(options.limits),
       responseLimitPlugin(options.limits),
+      // Off: not installed, the request path is stock.
+      ...(trusted && trusted.mode !== "off"
+        ? [
+            trustedDocumentsPlugin(trusted, (event) => {
+              const ws = (event.graphqlWsContext as { extra?: { socket?: unknown } } | undefined)?.extra;
+              if (ws && options.realtime) return callerOf(options.realtime.contextFor({ socket: ws.socket }).pgSettings);
+              const req = (event.request as { requestContext?: { expressv4?: { req?: Express.Request } } } | undefined)?.requestContext?.expressv4?.req;
+              return callerOf(pgSettingsFor(req?.identity));
+            }),
+          ]
+        : []),
     ],
     pgServices: [
       makeRequestPgService({

@@ -5,6 +5,7 @@
 // generationId) from earlier answers as variables. Every other ```graphql block in README.md and
 // docs/*.md validates against schema.graphql, except docs/extending.md's: the tutorial adds a
 // table of its own, which schema.graphql does not have (CI runs that tutorial on a checkout).
+// The same journey runs as trusted documents in walkthrough-trusted.test.ts.
 
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
@@ -12,6 +13,7 @@ import { buildSchema, Kind, parse, validate, type OperationDefinitionNode } from
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { projectRoot } from "../../core/paths.ts";
+import { postGraphQL, runWalkthrough } from "../helpers/walkthrough.ts";
 
 const folder = path.join(projectRoot, "test", "operations");
 const files = readdirSync(folder)
@@ -67,40 +69,7 @@ describe("against a server", () => {
   });
 
   test("every operation of every file runs without errors, in order", async () => {
-    const state: Record<string, unknown> = {};
-    let token: string | undefined;
-    const ran: string[] = [];
-    for (const name of files) {
-      const text = readFileSync(path.join(folder, name), "utf8");
-      const operations = parse(text).definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION) as OperationDefinitionNode[];
-      for (const operation of operations) {
-        const operationName = operation.name!.value;
-        const variables = Object.fromEntries(
-          (operation.variableDefinitions ?? []).map((v) => {
-            const key = v.variable.name.value;
-            expect({ operationName, missing: key, known: key in state }).toMatchObject({ known: true });
-            return [key, state[key]];
-          }),
-        );
-        const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
-        if (token) headers.authorization = `Bearer ${token}`;
-        const response = await fetch(`${server.url}/graphql`, { method: "POST", headers, body: JSON.stringify({ query: text, operationName, variables }) });
-        const body = (await response.json()) as { data?: any; errors?: unknown[] };
-        expect({ operationName, errors: body.errors }).toEqual({ operationName, errors: undefined });
-        const data = body.data;
-        token = data.register?.jwtToken ?? data.authenticate?.jwtToken ?? token;
-        state.organizationId = data.createOrganization?.organization?.id ?? state.organizationId;
-        state.projectId = data.createProject?.project?.id ?? state.projectId;
-        state.generationId = data.startGeneration?.generation?.id ?? state.generationId;
-        if (operationName === "ProjectGenerations") {
-          expect(data.project.generations.nodes).toEqual([
-            { id: state.generationId, model: "flux-1", status: "succeeded", creditsCharged: "7", reservation: { amount: "10", status: "captured" } },
-          ]);
-        }
-        ran.push(operationName);
-      }
-    }
-    expect(ran).toEqual(expect.arrayContaining(["Register", "CreateProject", "StartGeneration", "CompleteGeneration", "ProjectGenerations", "Logout"]));
+    const { token } = await runWalkthrough(({ text, operationName, variables, token }) => postGraphQL(server.url, { query: text, operationName, variables }, token));
     // logged out: the token no longer works
     const after = await server.graphql(`{ currentUser { id } }`, {}, token);
     expect(after.status).toBe(401);

@@ -32,9 +32,11 @@ const relations: Record<string, Record<string, Names>> = {
     credit_ledger_allocations_ledger_entry_fkey: { fieldName: "ledgerEntry", foreignFieldName: "grantAllocations" },
     credit_ledger_allocations_grant_fkey: { fieldName: "grant", foreignFieldName: "ledgerAllocations" },
   },
+  // No list on the other side: Project and ApiKey have no `creditSpendCaps` field in the schema
+  // (caps are read through Organization.creditSpendCaps or the root query).
   "app_public.credit_spend_caps": {
-    credit_spend_caps_project_fkey: { fieldName: "project", foreignFieldName: "creditSpendCaps" },
-    credit_spend_caps_api_key_fkey: { fieldName: "apiKey", foreignFieldName: "creditSpendCaps" },
+    credit_spend_caps_project_fkey: { fieldName: "project" },
+    credit_spend_caps_api_key_fkey: { fieldName: "apiKey" },
   },
   "app_public.invitations": {
     invitations_invited_by_fkey: { fieldName: "invitedByUser", foreignFieldName: "sentInvitations" },

@@ -32,31 +32,28 @@ beforeEach(async () => {
 const { project } = generationHelpers(() => db);
 
 /**
- * Opens `n` connections, each in a request transaction as `user`, and only then runs `sql` on all
- * of them at once; each commits on success. Returns each outcome: null or the business code.
+ * Runs `sql` `n` times at once over the pool (25 connections: as many are in flight as it holds,
+ * the rest queue for a connection), each in its own request transaction as `user`, committing on
+ * success. Returns each outcome: null or the business code.
  */
 async function race(user: TestUser, n: number, sql: (i: number) => [string, unknown[]]): Promise<(string | null)[]> {
-  const clients = await Promise.all(Array.from({ length: n }, () => users.connect()));
-  try {
-    await Promise.all(clients.map(async (client) => {
+  return Promise.all(Array.from({ length: n }, async (_, i) => {
+    const client = await users.connect();
+    try {
       await client.query("begin");
       await client.query("select set_config('role', 'app_user', true), set_config('jwt.claims.user_id', $1, true)", [user.userId]);
       await client.query("select app_hidden.start_request()");
-    }));
-    return await Promise.all(clients.map(async (client, i) => {
       const [text, values] = sql(i);
-      try {
-        await client.query(text, values);
-        await client.query("commit");
-        return null;
-      } catch (error: any) {
-        await client.query("rollback").catch(() => {});
-        return error.code === "TB000" ? error.detail : `${error.code}: ${error.message}`;
-      }
-    }));
-  } finally {
-    for (const client of clients) client.release();
-  }
+      await client.query(text, values);
+      await client.query("commit");
+      return null;
+    } catch (error: any) {
+      await client.query("rollback").catch(() => {});
+      return error.code === "TB000" ? error.detail : `${error.code}: ${error.message}`;
+    } finally {
+      client.release();
+    }
+  }));
 }
 
 function tally(outcomes: (string | null)[]) {

@@ -2,6 +2,7 @@
 // expires_at and the sweep behind it, grant expiry, usage period rollover, the nightly ledger
 // check, each run twice; and their crontab lines.
 
+import pg from "pg";
 import { Logger, parseCrontab, runOnce } from "graphile-worker";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { createOrganization, createUser, type TestUser } from "../helpers/fixtures.ts";
@@ -11,8 +12,14 @@ import { readCrontab } from "../../workers/runner.ts";
 let db: TestDatabase;
 let owner: TestUser;
 let org: string;
+// The worker's own pool, ended before the database is dropped: a pool runOnce made itself could
+// still hold a connection (its batched job completion) when the drop terminated it, an unhandled
+// error that failed whichever test was running.
+let workerPool: pg.Pool;
 beforeAll(async () => {
   db = await createTestDatabase();
+  workerPool = new pg.Pool({ connectionString: db.ownerUrl, max: 4 });
+  workerPool.on("error", () => {});
   owner = await createUser(db);
   org = (await createOrganization(db, owner, "Jobs Co")).id;
   // The allowance expires at the end of the calendar month, which may be minutes away (on the
@@ -20,14 +27,17 @@ beforeAll(async () => {
   // 30 days ahead, so the order in which grants are spent does not depend on today's date.
   await db.owner.query("update app_public.credit_grants set expires_at = now() + interval '30 days' where organization_id = $1 and source = 'monthly_allowance'", [org]);
 });
-afterAll(() => db?.drop());
+afterAll(async () => {
+  await workerPool?.end();
+  await db?.drop();
+});
 
 const logs: { level: string; message: string }[] = [];
 const logger = new Logger(() => (level, message) => {
   logs.push({ level, message });
 });
 /** Runs every job that is due now with the real worker and task list, then returns. */
-const work = () => runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 2, noHandleSignals: true, logger });
+const work = () => runOnce({ pgPool: workerPool, taskList, concurrency: 2, noHandleSignals: true, logger });
 const queue = (task: string, payload: object = {}) => db.owner.query("select graphile_worker.add_job($1, $2::json)", [task, JSON.stringify(payload)]);
 
 async function account() {

@@ -10,14 +10,14 @@ import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { addMember, createUser, twoTenants } from "../helpers/fixtures.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { createApiKey } from "../helpers/team.ts";
-import { connect, sleep, subscribe, type RealtimeClient, type Subscription } from "../helpers/realtime.ts";
+import { connect, trackedSockets, sleep, subscribe, type Subscription } from "../helpers/realtime.ts";
 import { createDeliveryReads } from "../../server/realtime/delivery.ts";
 
 let db: TestDatabase;
 let server: TestServer;
 let tenants: Awaited<ReturnType<typeof twoTenants>>;
 let project: string;
-const clients: RealtimeClient[] = [];
+const sockets = trackedSockets(() => server.url);
 
 const BUDGET = 14;
 
@@ -29,20 +29,13 @@ beforeAll(async () => {
   const { rows } = await db.queryAs(tenants.a.member, "insert into app_public.projects (organization_id, name) values ($1, 'P') returning id", [tenants.a.org.id]);
   project = rows[0].id;
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.dispose()));
-  for (let i = 0; i < 100 && server.app.realtime.stats().subscriptions > 0; i++) await sleep(20);
-});
+afterEach(() => sockets.closeAll(() => server.app.realtime.stats().subscriptions === 0));
 afterAll(async () => {
   await server?.close();
   await db?.drop();
 });
 
-function client(token: Parameters<typeof connect>[1]) {
-  const c = connect(server.url, token);
-  clients.push(c);
-  return c;
-}
+const client = (token: Parameters<typeof connect>[1]) => sockets.connect(token);
 
 const GENERATIONS = `subscription ($o: UUID!) {
   generationUpdated(organizationId: $o) { initial generationId generation { id status } creditAccount { available reserved } }
@@ -96,8 +89,7 @@ async function deliverOne(subs: Subscription[], key: string) {
 
 test("one event costs the pool the same for 1 subscriber as for 12", async () => {
   const one = await deliverOne(await subscribers(1), "fanout-1");
-  await Promise.all(clients.splice(0).map((c) => c.dispose()));
-  for (let i = 0; i < 100 && server.app.realtime.stats().subscriptions > 0; i++) await sleep(20);
+  await sockets.closeAll(() => server.app.realtime.stats().subscriptions === 0);
   const twelve = await deliverOne(await subscribers(12), "fanout-12");
   // one authorisation query and one read transaction per event, whatever the subscribers
   expect(one).toEqual({ checkouts: 2, authorizations: 1, deliveryTransactions: 1 });

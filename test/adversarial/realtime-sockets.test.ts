@@ -9,12 +9,12 @@ import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { twoTenants } from "../helpers/fixtures.ts";
 import { createApiKey } from "../helpers/team.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
-import { connect, sleep, subscribe, type RealtimeClient } from "../helpers/realtime.ts";
+import { connect, trackedSockets, sleep, subscribe } from "../helpers/realtime.ts";
 
 let db: TestDatabase;
 let server: TestServer;
 let tenants: Awaited<ReturnType<typeof twoTenants>>;
-const clients: RealtimeClient[] = [];
+const sockets = trackedSockets(() => server.url);
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -24,20 +24,13 @@ beforeAll(async () => {
   tenants = await twoTenants(db);
   await db.owner.query("update app_public.organizations set plan_id = 'enterprise' where id = $1", [tenants.a.org.id]);
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.dispose()));
-  for (let i = 0; i < 100 && server.app.realtime.stats().connections > 0; i++) await sleep(20);
-});
+afterEach(() => sockets.closeAll(() => server.app.realtime.stats().connections === 0));
 afterAll(async () => {
   await server?.close();
   await db?.drop();
 });
 
-function client(token: Parameters<typeof connect>[1]) {
-  const c = connect(server.url, token);
-  clients.push(c);
-  return c;
-}
+const client = (token: Parameters<typeof connect>[1]) => sockets.connect(token);
 
 const CREDITS = `subscription ($o: UUID!) { creditAccountUpdated(organizationId: $o) { initial } }`;
 
@@ -89,7 +82,7 @@ test("a socket closed frees its place in the organization", async () => {
   for (const s of others) for (let i = 0; i < 2; i++) await attempt(s, tenants.a.org.id);
   // 5 of A's sockets are open (the 6th was refused)
   expect(await attempt(secret, tenants.a.org.id)).toMatch(/^4429 SOCKET_LIMIT_REACHED/);
-  await Promise.all(clients.splice(0, 1).map((c) => c.dispose()));
+  await Promise.all(sockets.open.splice(0, 1).map((c) => c.dispose()));
   for (let i = 0; i < 100 && server.app.realtime.stats().connections > 4; i++) await sleep(20);
   expect(await attempt(secret, tenants.a.org.id)).toBe("live");
 });

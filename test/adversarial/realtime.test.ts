@@ -7,12 +7,12 @@ import WebSocket from "ws";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { twoTenants } from "../helpers/fixtures.ts";
 import { startTestServer, tokenFor, type TestServer } from "../helpers/server.ts";
-import { connect, sleep, subscribe, wsUrl, type RealtimeClient } from "../helpers/realtime.ts";
+import { connect, trackedSockets, sleep, subscribe, wsUrl } from "../helpers/realtime.ts";
 
 let db: TestDatabase;
 let server: TestServer;
 let tenants: Awaited<ReturnType<typeof twoTenants>>;
-const clients: RealtimeClient[] = [];
+const sockets = trackedSockets(() => server.url);
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -23,21 +23,13 @@ beforeAll(async () => {
   });
   tenants = await twoTenants(db);
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.dispose()));
-  // let the server see the sockets go
-  for (let i = 0; i < 50 && server.app.realtime.stats().connections > 0; i++) await sleep(20);
-});
+afterEach(() => sockets.closeAll(() => server.app.realtime.stats().connections === 0));
 afterAll(async () => {
   await server?.close();
   await db?.drop();
 });
 
-function client(token: Parameters<typeof connect>[1]) {
-  const c = connect(server.url, token);
-  clients.push(c);
-  return c;
-}
+const client = (token: Parameters<typeof connect>[1]) => sockets.connect(token);
 
 const CREDITS = `subscription ($o: UUID!) { creditAccountUpdated(organizationId: $o) { initial } }`;
 

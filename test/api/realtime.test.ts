@@ -4,13 +4,13 @@
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { addMember, createUser, twoTenants } from "../helpers/fixtures.ts";
 import { startTestServer, tokenFor, type TestServer } from "../helpers/server.ts";
-import { connect, sleep, subscribe, type RealtimeClient } from "../helpers/realtime.ts";
+import { connect, trackedSockets, sleep, subscribe } from "../helpers/realtime.ts";
 
 let db: TestDatabase;
 let server: TestServer;
 let tenants: Awaited<ReturnType<typeof twoTenants>>;
 let projectA: string;
-const clients: RealtimeClient[] = [];
+const sockets = trackedSockets(() => server.url);
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -21,19 +21,13 @@ beforeAll(async () => {
   // room for the members the tests add
   await db.owner.query("update app_public.organizations set plan_id = 'enterprise' where id = $1", [tenants.a.org.id]);
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.dispose()));
-});
+afterEach(() => sockets.closeAll());
 afterAll(async () => {
   await server?.close();
   await db?.drop();
 });
 
-function client(token: Parameters<typeof connect>[1]) {
-  const c = connect(server.url, token);
-  clients.push(c);
-  return c;
-}
+const client = (token: Parameters<typeof connect>[1]) => sockets.connect(token);
 
 const GENERATIONS = `subscription ($org: UUID!, $project: UUID) {
   generationUpdated(organizationId: $org, projectId: $project) {

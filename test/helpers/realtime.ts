@@ -146,3 +146,23 @@ export async function listenInSql(connectionString: string, channels: string[]) 
     end: () => client.end(),
   };
 }
+
+/**
+ * The sockets one test file opens: `connect` opens and remembers one; `closeAll` closes every
+ * socket still open and then waits (up to 2 s) until `settled` says the server saw them go.
+ */
+export function trackedSockets(url: () => string) {
+  const open: RealtimeClient[] = [];
+  return {
+    open,
+    connect(token: string | TestUser | null, options: Partial<ClientOptions> = {}): RealtimeClient {
+      const client = connect(url(), token, options);
+      open.push(client);
+      return client;
+    },
+    async closeAll(settled: () => boolean = () => true): Promise<void> {
+      await Promise.all(open.splice(0).map((client) => client.dispose()));
+      for (let i = 0; i < 100 && !settled(); i++) await sleep(20);
+    },
+  };
+}

@@ -74,6 +74,8 @@ export interface Config {
   stripeWebhook: StripeWebhookLimits;
   /** Trusted documents (persisted operations): which GraphQL documents clients may run. */
   trustedDocuments: TrustedDocumentsConfig;
+  /** Sign-in providers (OpenID Connect issuers, GitHub): see signInConfig. */
+  signIn: SignInConfig;
 }
 
 /** Who may still send GraphQL text when TRUSTED_DOCUMENTS=only. */
@@ -201,6 +203,8 @@ export const ATTEMPT_LIMIT_DEFAULTS: Record<string, Partial<Record<"email" | "ad
   resend_verification_email: { user: { max: 5, seconds: 3600 } },
   change_email: { user: { max: 5, seconds: 3600 } },
   password_check: { user: { max: 10, seconds: 900 } },
+  // provider sign-ins started (GET /auth/<provider>/start), per client address and per user linking
+  sign_in_flow: { address: { max: 30, seconds: 900 }, user: { max: 10, seconds: 900 } },
 };
 
 export interface AccountsConfig {
@@ -388,6 +392,7 @@ export function loadConfig(env: Env = process.env): Config {
     fairShare: fairShareConfig(env),
     stripeWebhook: stripeWebhookLimits(env),
     trustedDocuments: trustedDocumentsConfig(env),
+    signIn: signInConfig(env),
   };
 }
 
@@ -708,4 +713,131 @@ export function migrateActionUrl(env: Env = process.env): string | null {
 /** The folders of PATH, where tools such as pg_dump are looked for last. */
 export function executableSearchPath(env: Env = process.env): string[] {
   return (read(env, "PATH") ?? "").split(path.delimiter).filter(Boolean);
+}
+
+/** A sign-in provider: an OpenID Connect issuer found by discovery, or GitHub (OAuth 2). */
+export interface SignInProvider {
+  /** Lowercase name used in the routes: /auth/<name>/start, /auth/<name>/callback. */
+  name: string;
+  kind: "oidc" | "github";
+  /** OIDC: the issuer URL (discovery at <issuer>/.well-known/openid-configuration). */
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  scopes: string;
+  /** OIDC: the only algorithm accepted for ID tokens (asymmetric; `none` and HMAC refused). */
+  idTokenAlg: string;
+  /** GitHub: where its OAuth pages and its API are (github.com; GitHub Enterprise elsewhere). */
+  oauthUrl: string;
+  apiUrl: string;
+}
+
+export interface SignInConfig {
+  /** The client app: where callbacks send the browser back (redirects must stay inside it). */
+  appUrl: string;
+  /** This API's public address: providers redirect to <publicUrl>/auth/<provider>/callback. */
+  publicUrl: string;
+  providers: SignInProvider[];
+  /** http:// issuers (development and tests only; never in production). */
+  allowHttp: boolean;
+}
+
+/** ID token algorithms a provider may be pinned to: asymmetric only. */
+export const ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+
+function providerUrl(env: Env, name: string, fallback: string | null, allowHttp: boolean): string {
+  const value = read(env, name) ?? fallback;
+  if (value === null) throw new ConfigError(`${name} is required`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} must be an absolute https URL, got "${value}"`);
+  }
+  if (url.protocol !== "https:" && !(allowHttp && url.protocol === "http:")) {
+    throw new ConfigError(`${name} must be an https URL${allowHttp ? " (or http outside production)" : ""}, got "${value}"`);
+  }
+  if (url.search || url.hash || url.username || url.password) {
+    throw new ConfigError(`${name} must be a plain URL (no query, fragment or credentials), got "${value}"`);
+  }
+  return value.replace(/\/+$/, "");
+}
+
+/**
+ * Sign-in providers. OIDC_PROVIDERS lists names (e.g. google,microsoft,acme); each needs
+ * OIDC_<NAME>_ISSUER, OIDC_<NAME>_CLIENT_ID and OIDC_<NAME>_CLIENT_SECRET, and may set
+ * OIDC_<NAME>_SCOPES and OIDC_<NAME>_ID_TOKEN_ALG. GitHub is on when GITHUB_CLIENT_ID and
+ * GITHUB_CLIENT_SECRET are set. An OIDC_* variable of a provider not listed stops start-up.
+ */
+export function signInConfig(env: Env = process.env): SignInConfig {
+  const isProduction = read(env, "NODE_ENV") === "production";
+  const allowHttp = !isProduction;
+  const providers: SignInProvider[] = [];
+  const names = (read(env, "OIDC_PROVIDERS") ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+  for (const name of names) {
+    if (!/^[a-z][a-z0-9]{0,30}$/.test(name)) {
+      throw new ConfigError(`OIDC_PROVIDERS must be a comma-separated list of lowercase names (a-z, 0-9), got "${name}"`);
+    }
+    if (name === "github") {
+      throw new ConfigError(`OIDC_PROVIDERS: "github" is not an OpenID Connect provider; set GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET instead`);
+    }
+    if (providers.some((p) => p.name === name)) throw new ConfigError(`OIDC_PROVIDERS names "${name}" twice`);
+    const prefix = `OIDC_${name.toUpperCase()}_`;
+    const clientId = read(env, `${prefix}CLIENT_ID`);
+    const clientSecret = read(env, `${prefix}CLIENT_SECRET`);
+    if (clientId === null) throw new ConfigError(`${prefix}CLIENT_ID is required (OIDC_PROVIDERS names ${name})`);
+    if (clientSecret === null) throw new ConfigError(`${prefix}CLIENT_SECRET is required (OIDC_PROVIDERS names ${name})`);
+    const idTokenAlg = read(env, `${prefix}ID_TOKEN_ALG`) ?? "RS256";
+    if (!ID_TOKEN_ALGORITHMS.includes(idTokenAlg)) {
+      throw new ConfigError(`${prefix}ID_TOKEN_ALG must be one of ${ID_TOKEN_ALGORITHMS.join(", ")} (none and HMAC are refused), got "${idTokenAlg}"`);
+    }
+    const scopes = read(env, `${prefix}SCOPES`) ?? "openid email profile";
+    if (!scopes.split(" ").includes("openid")) throw new ConfigError(`${prefix}SCOPES must include openid, got "${scopes}"`);
+    providers.push({
+      name,
+      kind: "oidc",
+      issuer: providerUrl(env, `${prefix}ISSUER`, null, allowHttp),
+      clientId,
+      clientSecret,
+      scopes,
+      idTokenAlg,
+      oauthUrl: "",
+      apiUrl: "",
+    });
+  }
+  const known = new Set(providers.flatMap((p) => ["ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SCOPES", "ID_TOKEN_ALG"].map((k) => `OIDC_${p.name.toUpperCase()}_${k}`)));
+  known.add("OIDC_PROVIDERS");
+  for (const variable of Object.keys(env)) {
+    if (variable.startsWith("OIDC_") && !known.has(variable)) {
+      throw new ConfigError(`${variable} is not a setting: OIDC_PROVIDERS names ${names.length ? names.join(", ") : "no provider"} (OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _SCOPES, _ID_TOKEN_ALG)`);
+    }
+  }
+  const githubId = read(env, "GITHUB_CLIENT_ID");
+  const githubSecret = read(env, "GITHUB_CLIENT_SECRET");
+  if ((githubId === null) !== (githubSecret === null)) {
+    throw new ConfigError(githubId === null ? "GITHUB_CLIENT_ID is required when GITHUB_CLIENT_SECRET is set" : "GITHUB_CLIENT_SECRET is required when GITHUB_CLIENT_ID is set");
+  }
+  if (githubId !== null && githubSecret !== null) {
+    providers.push({
+      name: "github",
+      kind: "github",
+      issuer: "https://github.com",
+      clientId: githubId,
+      clientSecret: githubSecret,
+      scopes: "read:user user:email",
+      idTokenAlg: "",
+      oauthUrl: providerUrl(env, "GITHUB_OAUTH_URL", "https://github.com", allowHttp),
+      apiUrl: providerUrl(env, "GITHUB_API_URL", "https://api.github.com", allowHttp),
+    });
+  }
+  const port = read(env, "PORT") ?? "5678";
+  if (isProduction && providers.length > 0 && read(env, "PUBLIC_URL") === null) {
+    throw new ConfigError("PUBLIC_URL is required with sign-in providers when NODE_ENV=production (providers redirect to <PUBLIC_URL>/auth/<name>/callback)");
+  }
+  return {
+    appUrl: appUrl(env),
+    publicUrl: httpUrl(env, "PUBLIC_URL", `http://localhost:${port}`).replace(/\/+$/, ""),
+    providers,
+    allowHttp,
+  };
 }

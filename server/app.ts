@@ -33,6 +33,7 @@ import { DEFAULT_REALTIME, fairShareConfig, type FairShareConfig, type RealtimeC
 import { fairShareGate, type FairShareGate } from "./fair-share/gate.ts";
 import { loadTrustedDocuments } from "./trusted-documents.ts";
 import { trustedDocumentsConfig, type TrustedDocumentsConfig } from "../core/config.ts";
+import { mountSignInRoutes, signInConfig, type SignInConfig } from "./identity/routes.ts";
 
 export interface AppOptions {
   ownerUrl: string;
@@ -66,6 +67,8 @@ export interface AppOptions {
   watchSchema?: boolean;
   /** Trusted documents (TRUSTED_DOCUMENTS*, server/trusted-documents.ts); default: from the environment. */
   trustedDocuments?: TrustedDocumentsConfig;
+  /** Sign-in providers (OIDC_PROVIDERS, GITHUB_*, APP_URL, PUBLIC_URL; server/identity/); default: from the environment. */
+  signIn?: SignInConfig;
 }
 
 export interface App {
@@ -167,6 +170,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   });
   await writeBillingSettings(ownerPool, options.stripe ?? loadStripeConfig());
   await mountStripeWebhook(app, { pool: ownerPool, config: options.stripe, limits: options.stripeWebhook });
+  mountSignInRoutes(app, { pool: ownerPool, config: options.signIn ?? signInConfig(), jwt: options.jwt, logger });
   app.use("/graphql", corsFor(options.corsOrigins ?? []));
   app.use("/graphql", ...graphqlBody(limits));
   app.use("/graphql", authMiddleware(options.jwt, ownerPool));

@@ -1,7 +1,7 @@
 // The provider side of a sign-in: where to send the browser, and what the provider's answer proves
 // (issuer, subject, email and whether the provider verified it). OpenID Connect issuers through
 // openid-client 6: discovery (cached per provider), PKCE S256, state and nonce, and the ID
-// token's issuer, audience, nonce, expiry and signature checked, its algorithm pinned to the
+// token's issuer, audience, nonce, expiry and signature (against the issuer's JWKS) checked, its algorithm pinned to the
 // provider's OIDC_<NAME>_ID_TOKEN_ALG (asymmetric only: `none` and HMAC are refused). GitHub is
 // OAuth 2, not OpenID Connect: its addresses and their `verified` flags come from GET
 // /user/emails (the primary address alone proves nothing). Nothing here decides which account an
@@ -48,7 +48,9 @@ export function providerClients(options: { allowHttp: boolean }): ProviderClient
         provider.clientId,
         { client_secret: provider.clientSecret, id_token_signed_response_alg: provider.idTokenAlg },
         client.ClientSecretPost(provider.clientSecret),
-        { execute: insecure ? [client.allowInsecureRequests] : [], timeout: TIMEOUT_SECONDS },
+        // The ID token's signature is checked against the issuer's published keys too, though the
+        // token came straight from its token endpoint (openid-client leaves that to TLS by default).
+        { execute: [client.enableNonRepudiationChecks, ...(insecure ? [client.allowInsecureRequests] : [])], timeout: TIMEOUT_SECONDS },
       );
       configurations.set(provider.name, found);
       // a failed discovery (provider down at the time) is tried again by the next sign-in

@@ -25,6 +25,8 @@ export interface IdTokenEdit {
   payload: Record<string, unknown>;
   /** How to sign the edited token: the issuer's key (default), HMAC with the client secret, or not at all. */
   signWith?: "issuer" | "hmac" | "none";
+  /** Claims put in place of the payload after signing (a signature that does not match). */
+  payloadAfterSigning?: Record<string, unknown>;
 }
 
 export interface TestIssuer {
@@ -56,7 +58,9 @@ function signJwt(edit: IdTokenEdit, key: KeyObject, secret: string): string {
   const input = `${b64(header)}.${b64(edit.payload)}`;
   if (edit.signWith === "none") return `${input}.`;
   if (edit.signWith === "hmac") return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
-  return `${input}.${sign("sha256", Buffer.from(input), key).toString("base64url")}`;
+  const signature = sign("sha256", Buffer.from(input), key).toString("base64url");
+  if (edit.payloadAfterSigning) return `${b64(header)}.${b64(edit.payloadAfterSigning)}.${signature}`;
+  return `${input}.${signature}`;
 }
 
 /** An OpenID Connect issuer on 127.0.0.1 whose one client redirects to redirectUri. */

@@ -18,6 +18,7 @@ const NOT_ERROR_CODES: Record<string, string> = {
   POST: "HTTP method",
   OPTIONS: "HTTP method",
   HS256: "the JWT algorithm",
+  S256: "the PKCE code challenge method (server/identity/)",
   TB000: "the SQLSTATE that carries a business code",
   JSON: "a GraphQL type name",
   SIGINT: "a signal",

@@ -5,6 +5,9 @@
 // test/adversarial/sign-in-providers.test.ts.
 
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { projectRoot } from "../../core/paths.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { codes, register } from "../helpers/accounts.ts";
 import { startSignInRig, TestBrowser, type SignInRig } from "../helpers/sign-in-providers.ts";
@@ -151,4 +154,21 @@ test("the provider's refusal (the user cancelled) reaches the app as SIGN_IN_CAN
   const state = new URL((await started.json() as any).url).searchParams.get("state")!;
   const landed = await browser.signIn(`${rig.server.url}/auth/test/callback?error=access_denied&state=${state}`, rig.appUrl);
   expect(landed.searchParams.get("error")).toBe("SIGN_IN_CANCELLED");
+});
+
+test("the operations in docs/sign-in-providers.md run as written", async () => {
+  const doc = readFileSync(path.join(projectRoot, "docs", "sign-in-providers.md"), "utf8");
+  const blocks = [...doc.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const named = (name: string) => blocks.find((b) => b.includes(`${name}`))!;
+  const sub = unique("sub");
+  rig.issuer.accounts.set(sub, { email: `${unique("doc")}@example.com`, email_verified: true });
+  const landed = await rig.signIn(new TestBrowser(), "test", sub);
+  const exchanged = await rig.server.graphql(named("mutation ExchangeSignInCode"), { code: landed.searchParams.get("code") });
+  expect(exchanged.errors).toBeUndefined();
+  const token = exchanged.data.exchangeSignInCode.jwtToken;
+  const list = await rig.server.graphql(named("query MyIdentities"), {}, token);
+  expect(list.errors).toBeUndefined();
+  expect(list.data.myIdentities).toHaveLength(1);
+  const unlink = await rig.server.graphql(named("mutation UnlinkIdentity"), { id: list.data.myIdentities[0].id }, token);
+  expect(codes(unlink)).toEqual(["LAST_SIGN_IN_METHOD"]);
 });

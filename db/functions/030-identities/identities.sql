@@ -61,3 +61,21 @@ end;
 $$;
 comment on function app_public.unlink_identity(uuid) is
   E'@resultFieldName success\nRemoves a linked sign-in provider and ends the sessions it made; LAST_SIGN_IN_METHOD if it is your only way to sign in.';
+
+-- A deleted account keeps no identity: the person can sign in again with the same provider
+-- account later and gets a new account, and nothing of the old one is reachable through it.
+create or replace function app_private.tg_users_forget_identities() returns trigger
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+begin
+  delete from app_private.sign_in_codes c where c.user_id = new.id;
+  delete from app_private.sign_in_flows f where f.link_user_id = new.id;
+  delete from app_private.identities i where i.user_id = new.id;
+  return null;
+end;
+$$;
+
+create or replace trigger _210_forget_identities after update of deleted_at on app_public.users
+  for each row when (new.deleted_at is not null and old.deleted_at is null)
+  execute function app_private.tg_users_forget_identities();

@@ -79,3 +79,16 @@ test("sign_in_method_count counts the password and each identity", async () => {
   await link(me.userId);
   expect(await count()).toBe(2);
 });
+
+test("deleting an account forgets its identities, codes and link flows", async () => {
+  const me = await registerInSql(db);
+  const id = await link(me.userId);
+  await db.owner.query("select app_private.issue_sign_in_code($1)", [id]);
+  await db.queryAs(me, "select app_public.delete_account($1)", [me.password]);
+  const { rows } = await db.owner.query(
+    `select (select count(*)::int from app_private.identities where user_id = $1) as identities,
+            (select count(*)::int from app_private.sign_in_codes where user_id = $1) as codes`,
+    [me.userId],
+  );
+  expect(rows[0]).toEqual({ identities: 0, codes: 0 });
+});

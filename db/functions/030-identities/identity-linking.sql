@@ -74,7 +74,12 @@ begin
     if length(v_email) > 254 or v_email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' then
       perform app_hidden.raise_error('INVALID_EMAIL', 'The provider''s email address is not one we can use.');
     end if;
-    v_name := left(btrim(coalesce(nullif(btrim(sign_in_with_identity.name), ''), split_part(v_email, '@', 1))), 100);
+    -- the provider's name if it makes a display name (names.sql), else the address's local part
+    begin
+      v_name := app_hidden.clean_name(left(sign_in_with_identity.name, 100), 'Name');
+    exception when sqlstate 'TB000' then
+      v_name := left(split_part(v_email, '@', 1), 100);
+    end;
     insert into app_public.users (email, name, email_verified_at)
     values (v_email, v_name, now())
     returning * into v_user;

@@ -118,3 +118,15 @@ test("a known identity of a deleted account is stale: removed, and the sign-in g
   expect(second).not.toBe(first);
   expect(await ownerOf(second)).not.toBe(user);
 });
+
+test("a provider name that makes no display name (none, blank, invisible characters) gives the address's local part", async () => {
+  for (const name of [null, "   ", "\u200b\u200b"]) {
+    const local = `nameless-${randomBytes(4).toString("hex")}`;
+    const { rows } = await db.owner.query(
+      "select app_private.sign_in_with_identity('google', $1, $2, $3, true, $4, null) as id",
+      [ISSUER, sub(), `${local}@example.com`, name],
+    );
+    const user = await db.owner.query("select u.name from app_public.users u join app_private.identities i on i.user_id = u.id where i.id = $1", [rows[0].id]);
+    expect(user.rows[0].name).toBe(local);
+  }
+});

@@ -66,8 +66,7 @@ begin
     perform app_private.record_credit_alert(new.organization_id, 'cap_used',
       threshold_id => v_threshold.id, cap_id => new.id, percent => v_threshold.percent,
       cap_spent => new.window_spent, cap_limit => new.max_credits, cap_period => new.period,
-      cap_resets_at => app_hidden.spend_cap_window_end(new.period, new.window_start),
-      available => (select a.available from app_public.credit_accounts a where a.organization_id = new.organization_id));
+      cap_resets_at => app_hidden.spend_cap_window_end(new.period, new.window_start));
   end loop;
   return null;
 end;

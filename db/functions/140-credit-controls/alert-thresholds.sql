@@ -80,7 +80,7 @@ begin
 end;
 $$;
 comment on function app_public.set_credit_alert_threshold(uuid, app_public.credit_alert_kind, numeric, uuid, int) is
-  E'@resultFieldName creditAlertThreshold\nAlerts the admins when the available balance falls to balanceAtMost or below (kind LOW_BALANCE), or when the spend cap capId is percent used (kind CAP_USED). Admins and owners; at most 20 per organization (CREDIT_ALERT_LIMIT_REACHED). Setting one that exists returns it.';
+  E'@resultFieldName creditAlertThreshold\nAlerts the admins when the available balance falls to balanceAtMost or below (kind low_balance), or when the spend cap capId is percent used (kind cap_used). Admins and owners; at most 20 per organization (CREDIT_ALERT_LIMIT_REACHED). Setting one that exists returns it.';
 
 -- Removes a threshold (admins and owners). NOT_FOUND for another tenant's. Its alerts stay.
 create or replace function app_public.remove_credit_alert_threshold(id uuid) returns app_public.credit_alert_thresholds

@@ -82,7 +82,7 @@ create table if not exists app_public.credit_alerts (
     references app_public.credit_grants on delete set null (grant_id)
 );
 comment on table app_public.credit_alerts is
-  E'@behavior -insert -update -delete\nAn alert that fired: the balance at or below a threshold (lowBalance), a spend cap used to a percent (capUsed), or a grant about to expire (grantExpiring). Emailed to the admins and published on organizationEvents.';
+  E'@behavior -insert -update -delete\nAn alert that fired: the balance at or below a threshold (low_balance), a spend cap used to a percent (cap_used), or a grant about to expire (grant_expiring). Emailed to the admins and published on organizationEvents.';
 comment on column app_public.credit_alerts.emails_queued_at is
   E'@behavior -*\nWhen the per-admin emails were queued (internal: queued once).';
 comment on column app_public.credit_alerts.available is 'The available balance in the transaction that fired the alert.';

@@ -4,7 +4,18 @@
 -- comes from the row's realtime trigger (500-realtime/organization-events.sql). The outbound
 -- webhooks emit their event here too (credits.low_balance, credits.cap_used, credits.expiring).
 
--- Returns the alert's id, or null when there was nothing to record (a grant already noticed).
+-- How many threshold alerts (low_balance, cap_used) one organization records per UTC day. Each
+-- threshold fires at most once a day or once a cap period, so 20 thresholds stay well below it;
+-- it bounds what an admin could get by removing and re-adding thresholds all day (each new one
+-- starts armed), and so the emails.
+create or replace function app_hidden.max_credit_alerts_per_organization_per_day() returns int
+  language sql immutable parallel safe
+as $$
+  select 50;
+$$;
+
+-- Returns the alert's id, or null when there was nothing to record (a grant already noticed, or
+-- the organization's threshold alerts of the day are used up).
 create or replace function app_private.record_credit_alert(
   organization_id uuid,
   kind app_public.credit_alert_kind,
@@ -28,6 +39,13 @@ as $$
 declare
   v_id uuid;
 begin
+  if record_credit_alert.kind <> 'grant_expiring' and (
+       select count(*) from app_public.credit_alerts a
+       where a.organization_id = record_credit_alert.organization_id
+         and a.fired_at >= app_hidden.spend_cap_window_start('day', now()) and a.kind <> 'grant_expiring'
+     ) >= app_hidden.max_credit_alerts_per_organization_per_day() then
+    return null;
+  end if;
   insert into app_public.credit_alerts (organization_id, kind, threshold_id, balance_at_most, available, cap_id, percent,
     cap_spent, cap_limit, cap_period, cap_resets_at, grant_id, grant_remaining, grant_expires_at)
   values (organization_id, kind, threshold_id, balance_at_most, available, cap_id, percent,

@@ -87,3 +87,22 @@ test("credit_alerts: members read their organization's, nobody writes them; othe
   }
   await expect(db.queryAs(a.owner, "select app_private.record_credit_alert($1, 'low_balance')", [a.org.id])).rejects.toMatchObject({ code: "42501" });
 });
+
+test("at most 50 threshold alerts per organization per UTC day; grant notices and other organizations are not counted", async () => {
+  const { a, b } = await twoTenants(db);
+  // away from midnight UTC, where the day turns
+  const { rows: left } = await db.owner.query(
+    "select extract(epoch from app_hidden.spend_cap_window_end('day', app_hidden.spend_cap_window_start('day', now())) - clock_timestamp()) as s");
+  if (Number(left[0].s) < 30) await new Promise((resolve) => setTimeout(resolve, (Number(left[0].s) + 1) * 1000));
+  const record = (org: string) =>
+    db.owner.query("select app_private.record_credit_alert($1, 'cap_used', percent => 50::smallint) as id", [org]).then((r) => r.rows[0].id);
+  for (let i = 0; i < 50; i++) expect(await record(a.org.id)).not.toBeNull();
+  expect(await record(a.org.id)).toBeNull();
+  expect(await record(b.org.id)).not.toBeNull();
+  const { rows: grant } = await db.owner.query(
+    "select grant_id from app_private.grant_credits_as($1, 100, 'promotional', 'promo', now() + interval '3 days', null)", [a.org.id]);
+  expect((await db.owner.query("select app_private.record_credit_alert($1, 'grant_expiring', grant_id => $2) as id", [a.org.id, grant[0].grant_id])).rows[0].id).not.toBeNull();
+  // yesterday's do not count
+  await db.owner.query("update app_public.credit_alerts set fired_at = fired_at - interval '1 day' where organization_id = $1", [a.org.id]);
+  expect(await record(a.org.id)).not.toBeNull();
+});

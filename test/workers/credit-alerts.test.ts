@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { parseCrontab, runOnce } from "graphile-worker";
+import { Logger, parseCrontab, runOnce } from "graphile-worker";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { addMember, createOrganization, createUser } from "../helpers/fixtures.ts";
 import { setPlan } from "../helpers/team.ts";
@@ -22,6 +22,7 @@ const saved = { OUTBOX_DIR: process.env.OUTBOX_DIR, SMTP_URL: process.env.SMTP_U
 beforeAll(async () => {
   db = await createTestDatabase();
   workerPool = new pg.Pool({ connectionString: db.ownerUrl, max: 2 });
+  workerPool.on("error", () => {});
   outbox = mkdtempSync(path.join(os.tmpdir(), "tenantbase-alert-outbox-"));
   process.env.OUTBOX_DIR = outbox;
   process.env.APP_URL = "https://app.example.test/";
@@ -37,7 +38,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const work = () => runOnce({ pgPool: workerPool, taskList, concurrency: 1, noHandleSignals: true });
+const quiet = new Logger(() => () => {});
+const work = () => runOnce({ pgPool: workerPool, taskList, concurrency: 1, noHandleSignals: true, logger: quiet });
 const mails = () => readdirSync(outbox).filter((f) => f.startsWith("credit-alert-")).sort();
 const read = (file: string) => readFileSync(path.join(outbox, file), "utf8");
 
@@ -83,6 +85,23 @@ test("a low-balance alert emails each admin and owner once; members and those wh
   await db.owner.query("select app_private.queue_credit_alert_emails($1, $2)", [org.id, alert[0].id]);
   await work();
   expect(mails()).toEqual([]);
+});
+
+test("a spend cap alert's email names the cap, what is used and when it resets", async () => {
+  const owner = await createUser(db, "Cap Owner");
+  const org = await createOrganization(db, owner, "Capped Org");
+  await setPlan(db, org.id, "enterprise");
+  await db.owner.query("select app_private.grant_credits($1, 10000, 'purchase', null, null)", [org.id]);
+  const cap = (await db.queryAs(owner, "select id from app_public.set_spend_cap($1, 'week', 1000)", [org.id])).rows[0].id;
+  await db.queryAs(owner, "select app_public.set_credit_alert_threshold($1, 'cap_used', null, $2, 80)", [org.id, cap]);
+  await db.queryAs(owner, "select app_public.reserve_credits($1, 850, 'cap-80')", [org.id]);
+  await work();
+  const files = mails().filter((f) => f.endsWith(`-${owner.userId}.eml`));
+  expect(files).toHaveLength(1);
+  const eml = read(files[0]);
+  expect(eml).toMatch(/^Subject: Spend cap 80% used: Capped Org$/m);
+  expect(eml).toContain("850 credits of the 1,000 credits per week allowed by a spend cap of Capped Org (the whole organization) are used (your alert at 80%).");
+  expect(eml).toMatch(/The cap resets at \d{4}-\d{2}-\d{2}T00:00:00\.000Z\./);
 });
 
 test("the daily notice: grants within CREDIT_EXPIRY_NOTICE_DAYS with credits left, once each, emailed", async () => {

@@ -54,11 +54,11 @@ function alertText(row: CreditAlertEmailRow): { subject: string; lines: string[]
         ],
       };
     case "cap_used": {
-      const scope = row.cap_scope ? `${row.cap_scope.replace("_", " ")} ` : "";
+      const scope = { organization: " (the whole organization)", project: " (one project)", api_key: " (one API key)" }[row.cap_scope ?? ""] ?? "";
       return {
         subject: `Spend cap ${row.percent}% used: ${org}`,
         lines: [
-          `${credits(row.cap_spent)} of the ${credits(row.cap_limit)} per ${row.cap_period} allowed by a ${scope}spend cap of ${org} are used (your alert at ${row.percent}%).`,
+          `${credits(row.cap_spent)} of the ${credits(row.cap_limit)} per ${row.cap_period} allowed by a spend cap of ${org}${scope} are used (your alert at ${row.percent}%).`,
           row.cap_resets_at ? `The cap resets at ${row.cap_resets_at.toISOString()}.` : "",
         ].filter(Boolean),
       };

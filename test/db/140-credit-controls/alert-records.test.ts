@@ -106,3 +106,15 @@ test("at most 50 threshold alerts per organization per UTC day; grant notices an
   await db.owner.query("update app_public.credit_alerts set fired_at = fired_at - interval '1 day' where organization_id = $1", [a.org.id]);
   expect(await record(a.org.id)).not.toBeNull();
 });
+
+test("an organization erased (the 30-day hard delete) takes its thresholds and alerts with it", async () => {
+  const { a } = await twoTenants(db);
+  const cap = (await db.queryAs(a.owner, "select id from app_public.set_spend_cap($1, 'day', 100)", [a.org.id])).rows[0].id;
+  const t = (await db.queryAs(a.owner, "select id from app_public.set_credit_alert_threshold($1, 'cap_used', null, $2, 50)", [a.org.id, cap])).rows[0].id;
+  await db.owner.query("select app_private.record_credit_alert($1, 'cap_used', threshold_id => $2, cap_id => $3, percent => 50::smallint)", [a.org.id, t, cap]);
+  await db.owner.query("update app_public.organizations set deleted_at = now() - interval '31 days' where id = $1", [a.org.id]);
+  expect((await db.owner.query("select app_private.hard_delete_organizations() as n")).rows[0].n).toBeGreaterThanOrEqual(1);
+  for (const table of ["app_public.credit_alerts", "app_public.credit_alert_thresholds"]) {
+    expect((await db.owner.query(`select count(*)::int as n from ${table} where organization_id = $1`, [a.org.id])).rows[0].n).toBe(0);
+  }
+});

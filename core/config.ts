@@ -62,6 +62,7 @@ export interface Config {
   startupLockTimeoutMs: number;
   /** Mail: links, transport, sender (see mailConfig). */
   mail: MailConfig;
+  creditAlerts: CreditAlertsConfig;
   /** GraphQL subscriptions over websockets (server/realtime/). */
   realtime: RealtimeConfig;
   /** Security limits (issue 11): no tenant can hurt another through shared CPU, memory or pool. */
@@ -232,6 +233,11 @@ export interface MailConfig {
   from: string;
 }
 
+export interface CreditAlertsConfig {
+  /** A grant expiring within this many days, with credits left, gets one notice (docs/credits.md, "Usage alerts"). */
+  expiryNoticeDays: number;
+}
+
 export type Env = Record<string, string | undefined>;
 
 export function read(env: Env, name: string): string | null {
@@ -386,6 +392,7 @@ export function loadConfig(env: Env = process.env): Config {
     webConcurrency: webConcurrency(env),
     startupLockTimeoutMs: integer(env, "STARTUP_LOCK_TIMEOUT_MS", 120_000, 100, 3_600_000),
     mail: mailConfig(env),
+    creditAlerts: creditAlertsConfig(env),
     realtime: realtimeConfig(env),
     security: securityLimits(env),
     accounts: accountsConfig(env),
@@ -659,6 +666,11 @@ export function mailConfig(env: Env = process.env): MailConfig {
     outboxDir: path.resolve(read(env, "OUTBOX_DIR") ?? path.join(read(env, "DATA_DIR") ?? ".data", "outbox")),
     from: read(env, "MAIL_FROM") ?? "tenantbase <no-reply@tenantbase.localhost>",
   };
+}
+
+/** Usage alert settings; read by the worker's notice task when it runs (validated at start-up too). */
+export function creditAlertsConfig(env: Env = process.env): CreditAlertsConfig {
+  return { expiryNoticeDays: integer(env, "CREDIT_EXPIRY_NOTICE_DAYS", 7, 1, 365) };
 }
 
 /** What the logger needs before (or without) a full configuration: LOG_FILE, LOG_LEVEL. */

@@ -38,6 +38,16 @@ const relations: Record<string, Record<string, Names>> = {
     credit_spend_caps_project_fkey: { fieldName: "project" },
     credit_spend_caps_api_key_fkey: { fieldName: "apiKey" },
   },
+  // Usage alerts (db/functions/140-credit-controls): a threshold's cap; an alert's threshold, cap
+  // and grant. A threshold lists the alerts it fired; a cap lists its thresholds.
+  "app_public.credit_alert_thresholds": {
+    credit_alert_thresholds_cap_fkey: { fieldName: "cap", foreignFieldName: "alertThresholds" },
+  },
+  "app_public.credit_alerts": {
+    credit_alerts_threshold_fkey: { fieldName: "threshold", foreignFieldName: "alerts" },
+    credit_alerts_cap_fkey: { fieldName: "cap", foreignFieldName: "alerts" },
+    credit_alerts_grant_fkey: { fieldName: "grant", foreignFieldName: "alerts" },
+  },
   "app_public.invitations": {
     invitations_invited_by_fkey: { fieldName: "invitedByUser", foreignFieldName: "sentInvitations" },
     invitations_accepted_by_fkey: { fieldName: "acceptedByUser", foreignFieldName: "acceptedInvitations" },

@@ -62,7 +62,7 @@ function rowVersion(resource: any, $event: Step) {
 }
 
 const RealtimeSchemaPlugin = extendSchema((build) => {
-  const { generations, credit_accounts, organizations, organization_members, invitations } = build.input.pgRegistry
+  const { generations, credit_accounts, organizations, organization_members, invitations, credit_alerts } = build.input.pgRegistry
     .pgResources as Record<string, any>;
   const orgOf = ($event: Step) => access($event, "organization_id");
   const initialOf = ($event: Step) => lambda(access($event, "initial"), (initial) => initial === true);
@@ -98,6 +98,8 @@ const RealtimeSchemaPlugin = extendSchema((build) => {
         PLAN_CHANGED
         "Renamed, deleted or restored."
         ORGANIZATION_UPDATED
+        "A credit alert fired (low balance, a spend cap used to a threshold, credits about to expire): read creditAlert."
+        CREDIT_ALERT
       }
       "Something an admin dashboard refreshes on."
       type OrganizationEvent {
@@ -112,6 +114,10 @@ const RealtimeSchemaPlugin = extendSchema((build) => {
         member: OrganizationMember
         "The invitation now (visible to admins and owners)."
         invitation: Invitation
+        "The credit alert concerned (CREDIT_ALERT events)."
+        creditAlertId: UUID
+        "The credit alert that fired (CREDIT_ALERT events)."
+        creditAlert: CreditAlert
       }
       extend type Subscription {
         """
@@ -157,6 +163,8 @@ const RealtimeSchemaPlugin = extendSchema((build) => {
           organization: ($event: Step) => organizations.get({ id: orgOf($event) }),
           member: ($event: Step) => organization_members.get({ organization_id: orgOf($event), user_id: access($event, "user_id") }),
           invitation: ($event: Step) => invitations.get({ organization_id: orgOf($event), id: access($event, "invitation_id") }),
+          creditAlertId: ($event: Step) => access($event, "credit_alert_id"),
+          creditAlert: ($event: Step) => credit_alerts.get({ organization_id: orgOf($event), id: access($event, "credit_alert_id") }),
         },
       },
     },

@@ -1,7 +1,8 @@
 -- What an admin dashboard refreshes on, on the organization's `organization` channel: members
 -- joining, leaving or changing role, invitations made or changed (accepted, revoked, expired,
 -- resent), the plan changing (directly or through the Stripe subscription) and the
--- organization itself changing (renamed, deleted, restored). Each notification is a kind and
+-- organization itself changing (renamed, deleted, restored), and credit alerts firing (low
+-- balance, a spend cap used to a threshold, credits about to expire). Each notification is a kind and
 -- ids; the rows are read by each subscriber under RLS.
 
 create or replace function app_private.tg_organization_members_realtime() returns trigger
@@ -95,3 +96,20 @@ comment on function app_private.tg_subscriptions_realtime() is
 
 create or replace trigger _950_realtime after insert or update or delete on app_public.subscriptions
   for each row execute function app_private.tg_subscriptions_realtime();
+
+create or replace function app_private.tg_credit_alerts_realtime() returns trigger
+  language plpgsql volatile
+as $$
+begin
+  perform pg_notify(
+    app_hidden.realtime_topic('organization', new.organization_id),
+    json_build_object('kind', 'credit_alert', 'credit_alert_id', new.id)::text
+  );
+  return null;
+end;
+$$;
+comment on function app_private.tg_credit_alerts_realtime() is
+  'Notifies organizationEvents subscribers of a credit alert that fired (read it as creditAlert).';
+
+create or replace trigger _950_realtime after insert on app_public.credit_alerts
+  for each row execute function app_private.tg_credit_alerts_realtime();

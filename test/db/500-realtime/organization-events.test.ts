@@ -1,5 +1,6 @@
 // The organization channel: members joining, changing role and leaving; invitations made and
-// changed; plan changes (direct or through the Stripe subscription); renames and deletion.
+// changed; plan changes (direct or through the Stripe subscription); renames and deletion; credit
+// alerts firing.
 // Each notification is a kind and ids.
 
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
@@ -44,6 +45,25 @@ test("each change notifies its kind with ids only", async () => {
       [a.org.id],
     );
     expect(await kinds()).toEqual([{ kind: "plan_changed" }]);
+  } finally {
+    await listener.end();
+  }
+});
+
+test("a credit alert that fires notifies credit_alert with its id; a spend that fires none notifies nothing here", async () => {
+  const { a } = await twoTenants(db);
+  await db.owner.query("select app_private.grant_credits($1, 1000, 'purchase', null, null)", [a.org.id]);
+  const { rows: account } = await db.owner.query("select available::int from app_public.credit_accounts where organization_id = $1", [a.org.id]);
+  await db.queryAs(a.owner, "select app_public.set_credit_alert_threshold($1, 'low_balance', $2)", [a.org.id, account[0].available - 100]);
+  const channel = `tb:organization:${a.org.id}`;
+  const listener = await listenInSql(db.rootUrl, [channel]);
+  const kinds = async () => (await listener.flush()).splice(0).map((n) => n.payload);
+  try {
+    await db.queryAs(a.member, "select app_public.reserve_credits($1, 50, 'rt-1')", [a.org.id]);
+    expect(await kinds()).toEqual([]);
+    await db.queryAs(a.member, "select app_public.reserve_credits($1, 50, 'rt-2')", [a.org.id]);
+    const { rows } = await db.owner.query("select id from app_public.credit_alerts where organization_id = $1", [a.org.id]);
+    expect(await kinds()).toEqual([{ kind: "credit_alert", credit_alert_id: rows[0].id }]);
   } finally {
     await listener.end();
   }

@@ -117,3 +117,32 @@ export function autoTopUpHelpers(getDb: () => TestDatabase) {
 
   return { ...billing, orgWithCard, setRule, disable, attempts, rule, spend, grant, jobs };
 }
+
+/** The cycle the worker and Stripe make: begin, PaymentIntent sent, payment_intent.succeeded. */
+export function autoTopUpCycle(getDb: () => TestDatabase) {
+  const billing = billingHelpers(getDb);
+  let n = 0;
+  async function pay(attemptId: string, customer: string, created = T0): Promise<string> {
+    const db = getDb();
+    const { rows } = await db.owner.query("select * from app_private.begin_auto_top_up_attempt($1)", [attemptId]);
+    n += 1;
+    const pi = `pi_cycle${n}${attemptId.replace(/-/g, "").slice(0, 10)}`;
+    await db.owner.query("select app_private.record_auto_top_up_result($1, 'sent', $2)", [attemptId, pi]);
+    const intent = paymentIntentObject({ id: pi, customer, amount: Number(rows[0].amount), attemptId, organizationId: rows[0].organization_id });
+    return billing.apply(stripeEvent("payment_intent.succeeded", intent, created));
+  }
+  /** Moves an organization's attempts out of the burst window, still in this month (the audit
+   * trigger keeps created_at, so the update runs with triggers off, as the superuser). */
+  async function age(org: string, to = "app_hidden.auto_top_up_month_start(now())") {
+    const client = await getDb().root.connect();
+    try {
+      await client.query("begin");
+      await client.query("set local session_replication_role = replica");
+      await client.query(`update app_public.auto_top_up_attempts set created_at = ${to} where organization_id = $1`, [org]);
+      await client.query("commit");
+    } finally {
+      client.release();
+    }
+  }
+  return { pay, age };
+}

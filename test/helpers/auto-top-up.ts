@@ -64,7 +64,7 @@ export function autoTopUpHelpers(getDb: () => TestDatabase) {
   let n = 0;
 
   /** An organization with its Stripe customer and a card saved through setup_intent.succeeded. */
-  async function orgWithCard(options: { card?: boolean } = {}) {
+  async function orgWithCard(options: { card?: boolean; paymentMethod?: string } = {}) {
     const db = getDb();
     const made = await billing.newOrg();
     await db.owner.query("insert into app_private.stripe_customers (organization_id, stripe_customer_id) values ($1, $2)", [
@@ -73,7 +73,7 @@ export function autoTopUpHelpers(getDb: () => TestDatabase) {
     ]);
     if (options.card !== false) {
       n += 1;
-      const intent = setupIntentObject({ id: `seti_${n}${made.customer.slice(4, 12)}`, customer: made.customer, paymentMethod: `pm_card_${n}`, organizationId: made.org.id });
+      const intent = setupIntentObject({ id: `seti_${n}${made.customer.slice(4, 12)}`, customer: made.customer, paymentMethod: options.paymentMethod ?? `pm_card_${n}`, organizationId: made.org.id });
       expect(await billing.apply(stripeEvent("setup_intent.succeeded", intent, T0))).toBe("applied");
     }
     return made;

@@ -18,6 +18,8 @@ import { rolloverUsagePeriods, ROLLOVER_USAGE_PERIODS_TASK } from "./rollover_us
 import { verifyCreditLedger, VERIFY_CREDIT_LEDGER_TASK } from "./verify_credit_ledger.ts";
 import { sendAccountEmail, SEND_ACCOUNT_EMAIL_TASK } from "./send_account_email.ts";
 import { pruneAccountRecords, PRUNE_ACCOUNT_RECORDS_TASK } from "./prune_account_records.ts";
+import { autoTopUp, AUTO_TOP_UP_TASK } from "./auto_top_up.ts";
+import { sendAutoTopUpEmail, SEND_AUTO_TOP_UP_EMAIL_TASK } from "./send_auto_top_up_email.ts";
 
 export const taskList: TaskList = {
   [DB_BACKUP_TASK]: dbBackup,
@@ -35,4 +37,6 @@ export const taskList: TaskList = {
   [VERIFY_CREDIT_LEDGER_TASK]: verifyCreditLedger,
   [SEND_ACCOUNT_EMAIL_TASK]: sendAccountEmail,
   [PRUNE_ACCOUNT_RECORDS_TASK]: pruneAccountRecords,
+  [AUTO_TOP_UP_TASK]: autoTopUp,
+  [SEND_AUTO_TOP_UP_EMAIL_TASK]: sendAutoTopUpEmail,
 };

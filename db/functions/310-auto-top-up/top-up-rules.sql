@@ -82,7 +82,7 @@ begin
 end;
 $$;
 comment on function app_public.set_auto_top_up(uuid, uuid, numeric, int, numeric, numeric) is
-  'Turns auto top-up on with this rule (admins and owners): buy the credit package when available credits fall to or below threshold, within maxPerMonth and monthlyLimitAmount per calendar month.';
+  E'@resultFieldName autoTopUpRule\nTurns auto top-up on with this rule (admins and owners): buy the credit package when available credits fall to or below threshold, within maxPerMonth and monthlyLimitAmount per calendar month.';
 
 -- Turns auto top-up off: no new attempt starts, and an attempt still waiting for the worker is
 -- canceled with its job. (One already sent to Stripe finishes.)
@@ -107,6 +107,9 @@ begin
   return v_rule;
 end;
 $$;
+
+comment on function app_public.disable_auto_top_up(uuid) is
+  E'@resultFieldName autoTopUpRule\nTurns auto top-up off (admins and owners); an attempt not yet sent to Stripe is canceled.';
 
 -- Whether a card for automatic payments is saved (the card itself stays at Stripe).
 create or replace function app_public.auto_top_up_rules_payment_method_saved(rule app_public.auto_top_up_rules) returns boolean

@@ -117,6 +117,17 @@ test("cycling spend and refill, and turning the rule off and on, never passes ma
   await credits.expectConsistent();
 });
 
+test("turning the rule off and on between spends piles up no attempts: canceled ones count towards the burst limit", async () => {
+  const { a } = await withCards();
+  await h.setRule(a.owner, a.org.id, pack, 95);
+  for (let i = 0; i < 10; i++) {
+    await h.spend(a.org.id, 1);
+    await h.disable(a.admin, a.org.id);
+    await h.setRule(a.admin, a.org.id, pack, 95);
+  }
+  expect((await h.attempts(a.org.id)).map((x) => x.status)).toEqual(["canceled", "canceled", "canceled"]);
+});
+
 test("replayed and out-of-order payment_intent events grant once", async () => {
   const { a } = await withCards();
   await h.setRule(a.owner, a.org.id, pack, 50);

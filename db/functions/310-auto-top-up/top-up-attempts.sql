@@ -86,9 +86,10 @@ begin
   end if;
 
   -- Burst: the rule's own limits would allow it, but this many charges this fast means something
-  -- is cycling; stop and tell a person.
+  -- is cycling; stop and tell a person. Canceled attempts count too: they bound the rows that
+  -- turning the rule off and on between spends can make.
   select count(*) into v_recent from app_public.auto_top_up_attempts a
-  where a.organization_id = start_auto_top_up.organization_id and a.status <> 'canceled'
+  where a.organization_id = start_auto_top_up.organization_id
     and a.created_at > now() - app_hidden.auto_top_up_burst_window();
   if v_recent >= app_hidden.auto_top_up_burst_limit() then
     if v_rule.burst_alerted_at is null or v_rule.burst_alerted_at <= now() - app_hidden.auto_top_up_burst_window() then

@@ -103,3 +103,15 @@ test("save a card, set the rule, see the attempt a spend starts, turn it off; me
   const after = await run("AutoTopUp", { organizationId: org }, a.admin);
   expect(after.data.organization.autoTopUpAttempts.nodes.map((n: { status: string }) => n.status)).toEqual(["canceled"]);
 });
+
+test("with billing off, an admin is told BILLING_NOT_CONFIGURED (after the permission checks), a member FORBIDDEN", async () => {
+  const off = await startTestServer(db, { stripe: stripeConfigFor(null, { secretKey: null, webhookSecret: null }) });
+  try {
+    const { a } = await twoTenants(db);
+    const as = (user: TestUser) => off.graphql(operations.SaveCardForAutoTopUp, { organizationId: a.org.id }, user);
+    expect(code(await as(a.admin))).toBe("BILLING_NOT_CONFIGURED");
+    expect(code(await as(a.member))).toBe("FORBIDDEN");
+  } finally {
+    await off.close();
+  }
+});

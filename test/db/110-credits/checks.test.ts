@@ -83,6 +83,22 @@ describe("spend_cap_window_discrepancies", () => {
     expect(await windows()).toEqual([]);
   });
 
+  test("a project's cap counts its generations' captures, not the organization's other spending", async () => {
+    const { generationHelpers } = await import("../../helpers/generations.ts");
+    const { project, start, complete } = generationHelpers(() => db);
+    const owner = await createUser(db);
+    const org = await createOrganization(db, owner, "Project capped");
+    const p = await project(owner, org.id);
+    await db.queryAs(owner, "select app_public.set_spend_cap($1, 'month', 1000, $2)", [org.id, p]);
+    const g = await start(owner, org.id, p, 10, "gen-cap-1");
+    await complete(owner, g.id, 7);
+    await reserve(owner, org.id, 5, "outside-project"); // the organization's, not the project's
+    expect(await windows()).toEqual([]);
+    await db.owner.query("update app_public.credit_spend_caps set window_spent = 6 where organization_id = $1", [org.id]);
+    expect(await windows()).toEqual([{ organization_id: org.id, scope: "project", window_spent: 6, open_charged: 0, captured: 7 }]);
+    await db.owner.query("update app_public.credit_spend_caps set window_spent = 7 where organization_id = $1", [org.id]);
+  });
+
   test("app roles cannot run it", async () => {
     const user = await createUser(db);
     await expect(db.queryAs(user, "select * from app_private.spend_cap_window_discrepancies()")).rejects.toMatchObject({ code: "42501" });

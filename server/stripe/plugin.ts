@@ -109,6 +109,7 @@ interface CheckoutInput {
   organizationId: string;
   creditPackageId?: string | null;
   planId?: string | null;
+  saveCardForAutoTopUp?: boolean | null;
 }
 
 interface CheckoutTarget {
@@ -154,7 +155,13 @@ export async function createCheckoutSession(
       metadata,
       ...(target.mode === "subscription"
         ? { subscription_data: { metadata: { organization_id: organizationId, plan_id: input.planId! } } }
-        : { payment_intent_data: { metadata } }),
+        : {
+            payment_intent_data: {
+              metadata,
+              // The card paying for the pack is kept for auto top-up (payment_intent.succeeded stores it).
+              ...(input.saveCardForAutoTopUp ? { setup_future_usage: "off_session" as const } : {}),
+            },
+          }),
     }),
   );
   if (!session.url) throw new BillingError("PAYMENT_PROVIDER_ERROR", "The payment provider returned no checkout URL.");
@@ -228,6 +235,8 @@ export function makeBillingPlugin(options: BillingPluginOptions): GraphileConfig
         creditPackageId: UUID
         "A plan to subscribe to (give this or creditPackageId)."
         planId: String
+        "With creditPackageId: keep the card for auto top-up's automatic payments."
+        saveCardForAutoTopUp: Boolean
       }
       type CreateCheckoutSessionPayload {
         clientMutationId: String

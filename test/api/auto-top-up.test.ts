@@ -115,3 +115,27 @@ test("with billing off, an admin is told BILLING_NOT_CONFIGURED (after the permi
     await off.close();
   }
 });
+
+test("a pack bought with saveCardForAutoTopUp keeps its card: the signed payment_intent.succeeded saves it", async () => {
+  const { a } = await twoTenants(db);
+  const buy = await server.graphql(
+    `mutation ($organizationId: UUID!, $creditPackageId: UUID!) {
+      createCheckoutSession(input: { organizationId: $organizationId, creditPackageId: $creditPackageId, saveCardForAutoTopUp: true }) { url }
+    }`,
+    { organizationId: a.org.id, creditPackageId: pack },
+    a.admin,
+  );
+  expect(buy.errors).toBeUndefined();
+  const request = fake.requests.find((r) => r.path === "/v1/checkout/sessions" && r.form["metadata[organization_id]"] === a.org.id && r.form.mode === "payment")!;
+  expect(request.form["payment_intent_data[setup_future_usage]"]).toBe("off_session");
+  const intent = {
+    id: "pi_api_pack1", object: "payment_intent", amount: 1900, amount_received: 1900, currency: "usd", status: "succeeded",
+    customer: request.form.customer, payment_method: "pm_card_from_pack", setup_future_usage: "off_session",
+    metadata: { organization_id: a.org.id, credit_package_id: pack },
+  };
+  expect((await deliver(server.url, stripeEvent("payment_intent.succeeded", intent, T0))).status).toBe(200);
+  await runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 1, noHandleSignals: true });
+  const set = await run("SetAutoTopUp", { organizationId: a.org.id, creditPackageId: pack, threshold: "10", maxPerMonth: 1, monthlyLimitAmount: "1900" }, a.admin);
+  expect(set.errors).toBeUndefined();
+  expect(set.data.setAutoTopUp.autoTopUpRule.paymentMethodSaved).toBe(true);
+});

@@ -1,42 +1,27 @@
 -- Stripe's word on auto top-up, through the event intake (300-billing/stripe-events.sql routes
--- the types here): a saved card (setup_intent.succeeded), a paid attempt
+-- the types here): a saved card (setup_intent.succeeded, or a pack bought with
+-- setup_future_usage), a paid attempt
 -- (payment_intent.succeeded: the credits, category purchased, once) and a refused one
 -- (payment_intent.payment_failed). Idempotent and order-proof like every event: the organization
 -- is always the one of our own attempt row or Stripe customer, never taken from metadata alone.
 
--- setup_intent.succeeded (Checkout in setup mode, createAutoTopUpSetupSession): the payment
--- method becomes the organization's card for auto top-up. The organization is the one whose
--- Stripe customer this is; metadata naming another one makes the event ignored. Of two saved
--- cards, the one Stripe saved later wins, whatever the delivery order. A new card lifts a decline
--- back-off and an authentication pause.
-create or replace function app_private.apply_setup_intent_event(event app_private.stripe_events, out outcome text, out note text)
+-- Stores a card Stripe saved for off-session payments as the organization's card for auto
+-- top-up. Of two saved cards, the one Stripe saved later wins, whatever the delivery order
+-- (source_id, the SetupIntent or PaymentIntent, breaks a same-second tie). A new card lifts a
+-- decline back-off and an authentication pause. Returns whether it was stored.
+create or replace function app_private.save_auto_top_up_card(
+  organization_id uuid, payment_method_id text, source_id text, stripe_customer_id text, saved_at timestamptz
+) returns boolean
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 declare
-  v_intent jsonb := event.payload -> 'data' -> 'object';
-  v_customer text := app_private.stripe_id(v_intent -> 'customer');
-  v_method text := app_private.stripe_id(v_intent -> 'payment_method');
-  v_named text := v_intent -> 'metadata' ->> 'organization_id';
-  v_organization_id uuid;
   v_saved boolean;
 begin
-  select c.organization_id into v_organization_id from app_private.stripe_customers c where c.stripe_customer_id = v_customer;
-  if v_organization_id is null then
-    outcome := 'ignored'; note := 'no organization for this customer';
-    return;
-  end if;
-  if v_named is not null and app_private.try_uuid(v_named) is distinct from v_organization_id then
-    outcome := 'ignored'; note := 'metadata names another organization than the customer''s';
-    return;
-  end if;
-  if v_intent ->> 'status' is distinct from 'succeeded' or v_method is null or v_method !~ '^pm_[A-Za-z0-9_]+$' then
-    outcome := 'ignored'; note := 'no usable payment method';
-    return;
-  end if;
   insert into app_private.auto_top_up_payment_methods as m
     (organization_id, stripe_payment_method_id, stripe_setup_intent_id, stripe_customer_id, saved_at)
-  values (v_organization_id, v_method, v_intent ->> 'id', v_customer, event.stripe_created_at)
+  values (save_auto_top_up_card.organization_id, payment_method_id, source_id, save_auto_top_up_card.stripe_customer_id,
+          save_auto_top_up_card.saved_at)
   on conflict on constraint auto_top_up_payment_methods_pkey do update
     set stripe_payment_method_id = excluded.stripe_payment_method_id,
         stripe_setup_intent_id = excluded.stripe_setup_intent_id,
@@ -45,14 +30,61 @@ begin
     where (m.saved_at, m.stripe_setup_intent_id) < (excluded.saved_at, excluded.stripe_setup_intent_id)
   returning true into v_saved;
   if not coalesce(v_saved, false) then
-    outcome := 'stale'; note := 'a card saved later is kept';
-    return;
+    return false;
   end if;
   update app_public.auto_top_up_rules r set retry_after = null, paused_at = null, paused_reason = null
-  where r.organization_id = v_organization_id and (r.retry_after is not null or r.paused_at is not null);
-  perform app_private.record_audit_event(v_organization_id, 'auto_top_up.payment_method_saved', 'auto_top_up_rule', null,
-    jsonb_build_object('stripe_setup_intent_id', v_intent ->> 'id'));
-  outcome := 'applied';
+  where r.organization_id = save_auto_top_up_card.organization_id and (r.retry_after is not null or r.paused_at is not null);
+  perform app_private.record_audit_event(save_auto_top_up_card.organization_id, 'auto_top_up.payment_method_saved',
+    'auto_top_up_rule', null, jsonb_build_object('stripe_source_id', source_id));
+  return true;
+end;
+$$;
+
+-- The organization a saved card belongs to: the one whose Stripe customer it is; null when the
+-- customer is unknown or the metadata names another organization.
+create or replace function app_private.auto_top_up_card_organization(stripe_customer_id text, metadata jsonb) returns uuid
+  language plpgsql stable security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_organization_id uuid;
+begin
+  select c.organization_id into v_organization_id from app_private.stripe_customers c
+  where c.stripe_customer_id = auto_top_up_card_organization.stripe_customer_id;
+  if v_organization_id is null
+     or (metadata ->> 'organization_id' is not null
+         and app_private.try_uuid(metadata ->> 'organization_id') is distinct from v_organization_id) then
+    return null;
+  end if;
+  return v_organization_id;
+end;
+$$;
+
+-- setup_intent.succeeded (Checkout in setup mode, createAutoTopUpSetupSession): the payment
+-- method becomes the organization's card for auto top-up.
+create or replace function app_private.apply_setup_intent_event(event app_private.stripe_events, out outcome text, out note text)
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_intent jsonb := event.payload -> 'data' -> 'object';
+  v_customer text := app_private.stripe_id(v_intent -> 'customer');
+  v_method text := app_private.stripe_id(v_intent -> 'payment_method');
+  v_organization_id uuid := app_private.auto_top_up_card_organization(v_customer, v_intent -> 'metadata');
+begin
+  if v_organization_id is null then
+    outcome := 'ignored'; note := 'no organization for this customer, or metadata naming another one';
+    return;
+  end if;
+  if v_intent ->> 'status' is distinct from 'succeeded' or v_method is null or v_method !~ '^pm_[A-Za-z0-9_]+$' then
+    outcome := 'ignored'; note := 'no usable payment method';
+    return;
+  end if;
+  if app_private.save_auto_top_up_card(v_organization_id, v_method, v_intent ->> 'id', v_customer, event.stripe_created_at) then
+    outcome := 'applied';
+  else
+    outcome := 'stale'; note := 'a card saved later is kept';
+  end if;
 end;
 $$;
 
@@ -78,10 +110,23 @@ declare
   v_named text := v_intent -> 'metadata' ->> 'organization_id';
   v_attempt_id uuid := app_private.try_uuid(v_intent -> 'metadata' ->> 'auto_top_up_attempt_id');
   v_attempt app_public.auto_top_up_attempts;
+  v_organization_id uuid;
   v_own boolean;
   v_entry app_public.credit_ledger;
 begin
   if v_attempt_id is null then
+    -- A pack bought through Checkout with saveCardForAutoTopUp (setup_future_usage off_session):
+    -- its card becomes the organization's card for auto top-up. Its credits come with
+    -- checkout.session.completed.
+    if event.type = 'payment_intent.succeeded' and v_intent ->> 'setup_future_usage' = 'off_session'
+       and app_private.stripe_id(v_intent -> 'payment_method') ~ '^pm_[A-Za-z0-9_]+$' then
+      v_organization_id := app_private.auto_top_up_card_organization(v_customer, v_intent -> 'metadata');
+      if v_organization_id is not null and app_private.save_auto_top_up_card(v_organization_id,
+           app_private.stripe_id(v_intent -> 'payment_method'), v_intent_id, v_customer, event.stripe_created_at) then
+        outcome := 'applied'; note := 'card saved for auto top-up';
+        return;
+      end if;
+    end if;
     outcome := 'ignored'; note := 'not an auto top-up';
     return;
   end if;

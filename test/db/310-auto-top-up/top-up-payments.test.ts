@@ -67,6 +67,25 @@ describe("setup_intent.succeeded", () => {
   });
 });
 
+describe("a pack bought with setup_future_usage", () => {
+  test("its payment_intent.succeeded saves the card of the customer's organization (no credits: Checkout grants those)", async () => {
+    const { org, customer } = await h.orgWithCard({ card: false });
+    const other = await h.orgWithCard({ card: false });
+    const before = (await credits.account(org.id)).available;
+    const paid = { ...paymentIntentObject({ id: "pi_pack_card1", customer, amount: 1900, organizationId: org.id }), setup_future_usage: "off_session", payment_method: "pm_from_pack" };
+    expect(await h.apply(stripeEvent("payment_intent.succeeded", paid, T0))).toBe("applied");
+    expect(await savedCard(org.id)).toBe("pm_from_pack");
+    expect((await credits.account(org.id)).available).toBe(before);
+    // without setup_future_usage, or naming another organization: nothing saved
+    const plain = paymentIntentObject({ id: "pi_pack_plain1", customer: other.customer, amount: 1900 });
+    expect(await h.apply(stripeEvent("payment_intent.succeeded", plain, T0))).toBe("ignored");
+    const naming = { ...paymentIntentObject({ id: "pi_pack_card2", customer: other.customer, amount: 1900, organizationId: org.id }), setup_future_usage: "off_session" };
+    expect(await h.apply(stripeEvent("payment_intent.succeeded", naming, T0 + 5))).toBe("ignored");
+    expect(await savedCard(other.org.id)).toBeNull();
+    expect(await savedCard(org.id)).toBe("pm_from_pack");
+  });
+});
+
 describe("payment_intent.succeeded", () => {
   test("grants the attempt's credits once, category purchased, source auto_top_up, however often and in whatever order it comes", async () => {
     const { org, customer, attempt } = await pendingAttempt();

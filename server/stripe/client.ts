@@ -1,30 +1,10 @@
-// Stripe SDK clients: outbound calls (checkout, portal) and webhook signature checks.
+// Stripe SDK clients: outbound calls (checkout, portal; made in core/stripe-client.ts, which the
+// worker shares) and webhook signature checks.
 
 import Stripe from "stripe";
-import type { StripeConfig } from "../../core/stripe-config.ts";
+import { STRIPE_API_VERSION } from "../../core/stripe-client.ts";
 
-/**
- * The Stripe API version this code reads and writes (the one stripe@23 was generated for).
- * Webhook endpoints must be created with the same version: payload shapes differ between
- * versions (e.g. `invoice.subscription` moved to `invoice.parent.subscription_details`). The
- * SQL accepts both the old and the new places for the fields it reads.
- */
-export const STRIPE_API_VERSION = "2026-10-28.endive" as const;
-
-/** A Stripe client for outbound calls, or null when billing is off. */
-export function makeStripeClient(config: StripeConfig): Stripe | null {
-  if (config.secretKey === null) return null;
-  return new Stripe(config.secretKey, {
-    apiVersion: STRIPE_API_VERSION,
-    ...(config.apiHost !== null ? { host: config.apiHost } : {}),
-    ...(config.apiPort !== null ? { port: config.apiPort } : {}),
-    ...(config.apiProtocol !== null ? { protocol: config.apiProtocol } : {}),
-    maxNetworkRetries: 2,
-    timeout: 10_000,
-    telemetry: false,
-    appInfo: { name: "tenantbase" },
-  });
-}
+export { makeStripeClient, STRIPE_API_VERSION } from "../../core/stripe-client.ts";
 
 /** Signature checks need no secret key; this client never makes a request. */
 export const webhookVerifier = new Stripe("sk_test_unused", { apiVersion: STRIPE_API_VERSION });

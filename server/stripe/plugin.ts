@@ -1,4 +1,5 @@
-// createCheckoutSession and createBillingPortalSession: the two mutations that call Stripe.
+// createCheckoutSession, createBillingPortalSession and createAutoTopUpSetupSession: the
+// mutations that call Stripe.
 //
 // Who may do what is decided in SQL, as the caller (app_hidden.checkout_target,
 // set_stripe_customer, billing_portal_customer raise NOT_FOUND / FORBIDDEN / … through
@@ -77,10 +78,38 @@ async function callStripe<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The organization's Stripe customer: the stored one, or one created now and stored. */
+async function ensureCustomer(
+  pool: pg.Pool,
+  stripe: Stripe,
+  pgSettings: PgSettings,
+  organizationId: string,
+  target: { stripe_customer_id: string | null; organization_name: string; customer_email: string | null },
+): Promise<string> {
+  if (target.stripe_customer_id !== null) return target.stripe_customer_id;
+  // The idempotency key makes two racing first checkouts get the same customer from Stripe;
+  // set_stripe_customer keeps the first one stored either way.
+  const customer = await callStripe("customers.create", () =>
+    stripe.customers.create(
+      {
+        name: target.organization_name,
+        ...(target.customer_email ? { email: target.customer_email } : {}),
+        metadata: { organization_id: organizationId },
+      },
+      { idempotencyKey: `tenantbase-customer-${organizationId}` },
+    ),
+  );
+  return asCaller(pool, pgSettings, async (client) => {
+    const { rows } = await client.query("select app_hidden.set_stripe_customer($1, $2) as id", [organizationId, customer.id]);
+    return rows[0].id as string;
+  });
+}
+
 interface CheckoutInput {
   organizationId: string;
   creditPackageId?: string | null;
   planId?: string | null;
+  saveCardForAutoTopUp?: boolean | null;
 }
 
 interface CheckoutTarget {
@@ -109,25 +138,7 @@ export async function createCheckoutSession(
   });
   if (stripe === null) throw new BillingError("BILLING_NOT_CONFIGURED", NOT_CONFIGURED_MESSAGE); // (checked above; narrows the type)
 
-  let customerId = target.stripe_customer_id;
-  if (customerId === null) {
-    // The idempotency key makes two racing first checkouts get the same customer from Stripe;
-    // set_stripe_customer keeps the first one stored either way.
-    const customer = await callStripe("customers.create", () =>
-      stripe.customers.create(
-        {
-          name: target.organization_name,
-          ...(target.customer_email ? { email: target.customer_email } : {}),
-          metadata: { organization_id: organizationId },
-        },
-        { idempotencyKey: `tenantbase-customer-${organizationId}` },
-      ),
-    );
-    customerId = await asCaller(pool, pgSettings, async (client) => {
-      const { rows } = await client.query("select app_hidden.set_stripe_customer($1, $2) as id", [organizationId, customer.id]);
-      return rows[0].id as string;
-    });
-  }
+  const customerId = await ensureCustomer(pool, stripe, pgSettings, organizationId, target);
 
   const metadata: Record<string, string> =
     target.mode === "payment"
@@ -144,7 +155,13 @@ export async function createCheckoutSession(
       metadata,
       ...(target.mode === "subscription"
         ? { subscription_data: { metadata: { organization_id: organizationId, plan_id: input.planId! } } }
-        : { payment_intent_data: { metadata } }),
+        : {
+            payment_intent_data: {
+              metadata,
+              // The card paying for the pack is kept for auto top-up (payment_intent.succeeded stores it).
+              ...(input.saveCardForAutoTopUp ? { setup_future_usage: "off_session" as const } : {}),
+            },
+          }),
     }),
   );
   if (!session.url) throw new BillingError("PAYMENT_PROVIDER_ERROR", "The payment provider returned no checkout URL.");
@@ -169,6 +186,42 @@ export async function createBillingPortalSession(
   return { url: session.url };
 }
 
+/**
+ * Checkout in setup mode: the admin saves a card for auto top-up's off-session payments. Stripe
+ * then sends setup_intent.succeeded (its metadata names the organization; the event job checks
+ * it against the customer), which stores the card (db/functions/310-auto-top-up).
+ */
+export async function createAutoTopUpSetupSession(
+  pool: pg.Pool,
+  stripe: Stripe | null,
+  config: StripeConfig,
+  pgSettings: PgSettings,
+  input: { organizationId: string },
+): Promise<{ url: string; sessionId: string }> {
+  const organizationId = input.organizationId;
+  const target = await checkedAsCaller(stripe, pool, pgSettings, async (client) => {
+    const { rows } = await client.query("select * from app_hidden.auto_top_up_setup_target($1)", [organizationId]);
+    return rows[0] as { stripe_customer_id: string | null; organization_name: string; customer_email: string | null };
+  });
+  if (stripe === null) throw new BillingError("BILLING_NOT_CONFIGURED", NOT_CONFIGURED_MESSAGE); // (checked above; narrows the type)
+  const customerId = await ensureCustomer(pool, stripe, pgSettings, organizationId, target);
+  const metadata = { organization_id: organizationId, purpose: "auto_top_up" };
+  const session = await callStripe("checkout.sessions.create", () =>
+    stripe.checkout.sessions.create({
+      mode: "setup",
+      customer: customerId,
+      client_reference_id: organizationId,
+      allowed_payment_method_types: ["card"],
+      success_url: config.checkoutSuccessUrl,
+      cancel_url: config.checkoutCancelUrl,
+      metadata,
+      setup_intent_data: { metadata, description: "Card for automatic credit top-ups" },
+    }),
+  );
+  if (!session.url) throw new BillingError("PAYMENT_PROVIDER_ERROR", "The payment provider returned no checkout URL.");
+  return { url: session.url, sessionId: session.id };
+}
+
 export function makeBillingPlugin(options: BillingPluginOptions): GraphileConfig.Plugin {
   const config = options.config ?? loadStripeConfig();
   const stripe = makeStripeClient(config);
@@ -182,6 +235,8 @@ export function makeBillingPlugin(options: BillingPluginOptions): GraphileConfig
         creditPackageId: UUID
         "A plan to subscribe to (give this or creditPackageId)."
         planId: String
+        "With creditPackageId: keep the card for auto top-up's automatic payments."
+        saveCardForAutoTopUp: Boolean
       }
       type CreateCheckoutSessionPayload {
         clientMutationId: String
@@ -198,7 +253,19 @@ export function makeBillingPlugin(options: BillingPluginOptions): GraphileConfig
         "Stripe billing portal page (invoices, payment methods, plan changes, cancellation)."
         url: String!
       }
+      input CreateAutoTopUpSetupSessionInput {
+        clientMutationId: String
+        organizationId: UUID!
+      }
+      type CreateAutoTopUpSetupSessionPayload {
+        clientMutationId: String
+        "Stripe Checkout page (setup mode) where an admin saves a card for auto top-up."
+        url: String!
+        sessionId: String!
+      }
       extend type Mutation {
+        "Starts a Stripe Checkout in setup mode to save a card for auto top-up (admins and owners)."
+        createAutoTopUpSetupSession(input: CreateAutoTopUpSetupSessionInput!): CreateAutoTopUpSetupSessionPayload
         "Starts a Stripe Checkout for a credit package or a plan (admins and owners)."
         createCheckoutSession(input: CreateCheckoutSessionInput!): CreateCheckoutSessionPayload
         "Opens the Stripe billing portal of the organization (admins and owners)."
@@ -216,6 +283,14 @@ export function makeBillingPlugin(options: BillingPluginOptions): GraphileConfig
               return { ...result, clientMutationId: (input as { clientMutationId?: string }).clientMutationId ?? null };
             });
           },
+          createAutoTopUpSetupSession(_$root, fieldArgs) {
+            const $input = fieldArgs.getRaw("input");
+            const $pgSettings = context().get("pgSettings");
+            return sideEffect([$input, $pgSettings], async ([input, pgSettings]) => {
+              const result = await createAutoTopUpSetupSession(pool, stripe, config, pgSettings as PgSettings, input as { organizationId: string });
+              return { ...result, clientMutationId: (input as { clientMutationId?: string }).clientMutationId ?? null };
+            });
+          },
           createBillingPortalSession(_$root, fieldArgs) {
             const $input = fieldArgs.getRaw("input");
             const $pgSettings = context().get("pgSettings");
@@ -227,6 +302,13 @@ export function makeBillingPlugin(options: BillingPluginOptions): GraphileConfig
         },
       },
       CreateCheckoutSessionPayload: {
+        plans: {
+          clientMutationId: ($p: any) => get($p, "clientMutationId"),
+          url: ($p: any) => get($p, "url"),
+          sessionId: ($p: any) => get($p, "sessionId"),
+        },
+      },
+      CreateAutoTopUpSetupSessionPayload: {
         plans: {
           clientMutationId: ($p: any) => get($p, "clientMutationId"),
           url: ($p: any) => get($p, "url"),

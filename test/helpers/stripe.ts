@@ -22,6 +22,8 @@ export interface RecordedRequest {
 export interface FakeStripe {
   port: number;
   requests: RecordedRequest[];
+  /** PaymentIntents created, by id, as Stripe holds them (for building webhook events). */
+  paymentIntents: Map<string, Record<string, any>>;
   /** The next n requests answer 500 (Stripe is down). */
   failNext(n: number): void;
   close(): Promise<void>;
@@ -38,7 +40,10 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 export async function startFakeStripe(): Promise<FakeStripe> {
   const requests: RecordedRequest[] = [];
-  const byIdempotencyKey = new Map<string, unknown>();
+  const byIdempotencyKey = new Map<string, { status: number; body: unknown }>();
+  const paymentIntents = new Map<string, Record<string, any>>();
+  const setupIntents = new Map<string, Record<string, any>>();
+  const customers = new Map<string, Record<string, any>>();
   let failures = 0;
   let n = 0;
   const server: Server = createServer(async (req, res) => {
@@ -56,29 +61,93 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     }
     const key = req.headers["idempotency-key"];
     if (typeof key === "string" && byIdempotencyKey.has(`${path}:${key}`)) {
-      return send(200, byIdempotencyKey.get(`${path}:${key}`));
+      // Stripe replays the first answer to a key, errors included.
+      const first = byIdempotencyKey.get(`${path}:${key}`)!;
+      return send(first.status, first.body);
     }
     n += 1;
     const created = Math.floor(Date.now() / 1000);
+    const metadataOf = () =>
+      Object.fromEntries(Object.entries(form).filter(([k]) => k.startsWith("metadata[")).map(([k, v]) => [k.slice(9, -1), v]));
     let body: Record<string, unknown>;
+    let status = 200;
+    const retrieve = (map: Map<string, Record<string, any>>, prefix: string) => {
+      const found = map.get(path.slice(prefix.length));
+      return found ?? null;
+    };
     if (req.method === "POST" && path === "/v1/customers") {
-      body = { id: `cus_fake${n}${randomBytes(3).toString("hex")}`, object: "customer", created, name: form.name ?? null, email: form.email ?? null, metadata: {} };
+      body = { id: `cus_fake${n}${randomBytes(3).toString("hex")}`, object: "customer", created, name: form.name ?? null, email: form.email ?? null, metadata: metadataOf() };
+      customers.set(body.id as string, body);
+    } else if (req.method === "GET" && path.startsWith("/v1/customers/")) {
+      const found = retrieve(customers, "/v1/customers/");
+      if (!found) return send(404, { error: { type: "invalid_request_error", code: "resource_missing", message: "No such customer" } });
+      body = found;
+    } else if (req.method === "POST" && path === "/v1/setup_intents") {
+      body = { id: `seti_fake${n}${randomBytes(3).toString("hex")}`, object: "setup_intent", created, customer: form.customer ?? null, usage: form.usage ?? "off_session", status: "requires_payment_method", payment_method: null, metadata: metadataOf() };
+      setupIntents.set(body.id as string, body);
+    } else if (req.method === "GET" && path.startsWith("/v1/setup_intents/")) {
+      const found = retrieve(setupIntents, "/v1/setup_intents/");
+      if (!found) return send(404, { error: { type: "invalid_request_error", code: "resource_missing", message: "No such setupintent" } });
+      body = found;
+    } else if (req.method === "GET" && path.startsWith("/v1/payment_methods/")) {
+      const id = path.slice("/v1/payment_methods/".length);
+      body = { id, object: "payment_method", type: "card", card: { brand: "visa", last4: id.includes("declined") ? "0002" : "4242" }, customer: null };
+    } else if (req.method === "GET" && path.startsWith("/v1/payment_intents/")) {
+      const found = retrieve(paymentIntents, "/v1/payment_intents/");
+      if (!found) return send(404, { error: { type: "invalid_request_error", code: "resource_missing", message: "No such payment_intent" } });
+      body = found;
+    } else if (req.method === "POST" && path === "/v1/payment_intents") {
+      // As Stripe's test cards behave: a payment method whose id names a decline code
+      // (pm_card_declined_<code>) is declined with it, pm_card_authentication_required needs the
+      // cardholder; any other succeeds at once.
+      const amount = Number(form.amount);
+      if (!Number.isInteger(amount) || amount < 1 || !/^[a-z]{3}$/.test(form.currency ?? "") || !form.customer || !form.payment_method) {
+        return send(400, { error: { type: "invalid_request_error", message: "Missing or invalid amount, currency, customer or payment_method." } });
+      }
+      const id = `pi_fake${n}${randomBytes(4).toString("hex")}`;
+      const pm = form.payment_method;
+      const declined = /^pm_card_declined_?(.*)$/.exec(pm);
+      const intent: Record<string, any> = {
+        id, object: "payment_intent", created, amount, amount_received: 0, currency: form.currency, customer: form.customer,
+        payment_method: pm, off_session: form.off_session === "true", confirmation_method: "automatic",
+        status: "succeeded", last_payment_error: null, next_action: null, metadata: metadataOf(), livemode: false,
+      };
+      if (form.confirm !== "true") {
+        intent.status = "requires_confirmation";
+      } else if (declined) {
+        const declineCode = declined[1] || "generic_decline";
+        intent.status = "requires_payment_method";
+        intent.last_payment_error = { type: "card_error", code: "card_declined", decline_code: declineCode, message: "Your card was declined." };
+        status = 402;
+      } else if (pm === "pm_card_authentication_required") {
+        intent.status = "requires_action";
+        intent.next_action = { type: "use_stripe_sdk", use_stripe_sdk: {} };
+        intent.last_payment_error = { type: "card_error", code: "authentication_required", message: "Your card was declined. This transaction requires authentication." };
+        status = 402;
+      } else {
+        intent.amount_received = amount;
+      }
+      paymentIntents.set(id, intent);
+      body = status === 402
+        ? { error: { ...intent.last_payment_error, payment_intent: intent, payment_method: { id: pm, object: "payment_method" } } }
+        : intent;
     } else if (req.method === "POST" && path === "/v1/checkout/sessions") {
       const id = `cs_test_fake${n}${randomBytes(4).toString("hex")}`;
-      body = { id, object: "checkout.session", created, mode: form.mode, customer: form.customer, url: `https://checkout.stripe.com/c/pay/${id}`, metadata: {} };
+      body = { id, object: "checkout.session", created, mode: form.mode, customer: form.customer, url: `https://checkout.stripe.com/c/pay/${id}`, metadata: metadataOf() };
     } else if (req.method === "POST" && path === "/v1/billing_portal/sessions") {
       const id = `bps_fake${n}`;
       body = { id, object: "billing_portal.session", created, customer: form.customer, return_url: form.return_url, url: `https://billing.stripe.com/p/session/test_${id}` };
     } else {
       return send(404, { error: { type: "invalid_request_error", message: `Unrecognized request URL (${req.method}: ${path})` } });
     }
-    if (typeof key === "string") byIdempotencyKey.set(`${path}:${key}`, body);
-    send(200, body);
+    if (typeof key === "string") byIdempotencyKey.set(`${path}:${key}`, { status, body });
+    send(status, body);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
     requests,
+    paymentIntents,
     failNext(count) {
       failures = count;
     },

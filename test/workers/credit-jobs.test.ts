@@ -179,14 +179,14 @@ test("an organization whose plan is paid through Stripe gets no allowance from t
   expect(grants.rows[0].n).toBe(0);
 });
 
-test("the nightly ledger check logs an error naming each organization whose balance differs", async () => {
+test("the nightly ledger check logs an error naming each organization whose balance, spend cap window or auto top-ups differ", async () => {
   logs.length = 0;
   await queue("verify_credit_ledger");
   await work();
   expect(logs.filter((l) => l.level === "error" && l.message.includes("verify_credit_ledger"))).toEqual([]);
   expect(logs.some((l) => l.message.includes("all balances and counters agree"))).toBe(true);
   const check = await db.owner.query("select ok, details from app_private.operations_checks where name = 'credit_ledger'");
-  expect(check.rows).toEqual([{ ok: true, details: { creditDiscrepancies: 0, counterDiscrepancies: 0, generationDiscrepancies: 0 } }]);
+  expect(check.rows).toEqual([{ ok: true, details: { creditDiscrepancies: 0, counterDiscrepancies: 0, generationDiscrepancies: 0, spendCapDiscrepancies: 0, autoTopUpDiscrepancies: 0 } }]);
 
   // break it behind the ledger's back (the owner can write accounts; only the ledger is append-only)
   await db.owner.query("update app_public.credit_accounts set available = available + 5 where organization_id = $1", [org]);
@@ -200,6 +200,28 @@ test("the nightly ledger check logs an error naming each organization whose bala
   expect(errors[1]).toContain(`organization ${org} usage counter project_count is 2, recomputed 0`);
   await db.owner.query("update app_public.credit_accounts set available = available - 5 where organization_id = $1", [org]);
   await db.owner.query("update app_public.usage_counters set project_count = project_count - 2 where organization_id = $1", [org]);
+
+  // a spend cap counting what nothing charged, and a third top-up in a month under a rule of two
+  const { rows: owners } = await db.owner.query("select user_id from app_public.organization_members where organization_id = $1 and role = 'owner'", [org]);
+  await db.queryAs({ userId: owners[0].user_id }, "select app_public.set_spend_cap($1, 'month', 1000)", [org]);
+  await db.owner.query("update app_public.credit_spend_caps set window_start = date_trunc('month', now()), window_spent = 3 where organization_id = $1", [org]);
+  const { rows: packs } = await db.owner.query("insert into app_public.credit_packages (name, credits, stripe_price_id, unit_amount, currency) values ('Nightly pack', 10, 'price_nightly', 100, 'usd') returning id");
+  for (let i = 0; i < 3; i++) {
+    await db.owner.query(
+      `insert into app_public.auto_top_up_attempts (organization_id, status, credit_package_id, quantity, credits, amount, currency, balance_before, rule_max_per_month, rule_monthly_limit_amount)
+       values ($1, 'succeeded', $2, 1, 10, 100, 'usd', 0, 2, 10000)`, [org, packs[0].id]);
+  }
+  logs.length = 0;
+  await queue("verify_credit_ledger");
+  await work();
+  const more = logs.filter((l) => l.level === "error" && l.message.startsWith("verify_credit_ledger:")).map((l) => l.message);
+  expect(more).toHaveLength(2);
+  expect(more[0]).toMatch(new RegExp(`organization ${org} spend cap .* \\(organization\\) counts 3 spent .* open charges are 0 and its captures 0`));
+  expect(more[1]).toMatch(new RegExp(`organization ${org} auto top-up attempt .* is number 3 of its month \\(rule: 2\\)`));
+  const failed = await db.owner.query("select ok, details from app_private.operations_checks where name = 'credit_ledger'");
+  expect(failed.rows[0]).toMatchObject({ ok: false, details: { spendCapDiscrepancies: 1, autoTopUpDiscrepancies: 1 } });
+  await db.owner.query("delete from app_public.credit_spend_caps where organization_id = $1", [org]);
+  await db.owner.query("delete from app_public.auto_top_up_attempts where organization_id = $1", [org]);
 });
 
 test("the crontab schedules every credit job, and every scheduled task exists", () => {

@@ -20,6 +20,8 @@ import { sendAccountEmail, SEND_ACCOUNT_EMAIL_TASK } from "./send_account_email.
 import { pruneAccountRecords, PRUNE_ACCOUNT_RECORDS_TASK } from "./prune_account_records.ts";
 import { sendCreditAlertEmail, SEND_CREDIT_ALERT_EMAIL_TASK } from "./send_credit_alert_email.ts";
 import { noticeExpiringCreditGrants, NOTICE_EXPIRING_CREDIT_GRANTS_TASK } from "./notice_expiring_credit_grants.ts";
+import { autoTopUp, AUTO_TOP_UP_TASK } from "./auto_top_up.ts";
+import { sendAutoTopUpEmail, SEND_AUTO_TOP_UP_EMAIL_TASK } from "./send_auto_top_up_email.ts";
 
 export const taskList: TaskList = {
   [DB_BACKUP_TASK]: dbBackup,
@@ -39,4 +41,6 @@ export const taskList: TaskList = {
   [PRUNE_ACCOUNT_RECORDS_TASK]: pruneAccountRecords,
   [SEND_CREDIT_ALERT_EMAIL_TASK]: sendCreditAlertEmail,
   [NOTICE_EXPIRING_CREDIT_GRANTS_TASK]: noticeExpiringCreditGrants,
+  [AUTO_TOP_UP_TASK]: autoTopUp,
+  [SEND_AUTO_TOP_UP_EMAIL_TASK]: sendAutoTopUpEmail,
 };

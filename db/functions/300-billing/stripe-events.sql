@@ -212,6 +212,11 @@ begin
       select r.outcome, r.note into v_outcome, v_note from app_private.apply_subscription_event(v_event) r;
     when v_event.type in ('invoice.paid', 'invoice.payment_failed') then
       select r.outcome, r.note into v_outcome, v_note from app_private.apply_invoice_event(v_event) r;
+    -- Auto top-up (310-auto-top-up/top-up-payments.sql).
+    when v_event.type in ('payment_intent.succeeded', 'payment_intent.payment_failed') then
+      select r.outcome, r.note into v_outcome, v_note from app_private.apply_payment_intent_event(v_event) r;
+    when v_event.type = 'setup_intent.succeeded' then
+      select r.outcome, r.note into v_outcome, v_note from app_private.apply_setup_intent_event(v_event) r;
     else
       v_outcome := 'ignored';
       v_note := 'event type not handled';

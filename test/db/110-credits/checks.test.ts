@@ -57,3 +57,50 @@ test("app roles cannot run it", async () => {
   const user = await createUser(db);
   await expect(db.queryAs(user, "select * from app_private.credit_ledger_discrepancies()")).rejects.toMatchObject({ code: "42501" });
 });
+
+describe("spend_cap_window_discrepancies", () => {
+  const windows = async () =>
+    (await db.owner.query("select organization_id, scope, window_spent::int, open_charged::int, captured::int from app_private.spend_cap_window_discrepancies()")).rows;
+
+  test("spent per cap window = open charges + captures in it, through reserve, capture and release; a drifted counter is named", async () => {
+    const { capture, release } = creditHelpers(() => db);
+    const owner = await createUser(db);
+    const org = await createOrganization(db, owner, "Capped");
+    await db.queryAs(owner, "select app_public.set_spend_cap($1, 'month', 1000)", [org.id]);
+    await db.queryAs(owner, "select app_public.set_spend_cap($1, 'day', 1000)", [org.id]);
+    const r1 = await reserve(owner, org.id, 30, "cap-1");
+    const r2 = await reserve(owner, org.id, 20, "cap-2");
+    await reserve(owner, org.id, 5, "cap-3");
+    await capture(owner, r1.id, 25); // 5 given back
+    await release(owner, r2.id);
+    expect(await windows()).toEqual([]);
+    const { rows } = await db.owner.query("select app_public.credit_spend_caps_spent(c)::int as spent from app_public.credit_spend_caps c where organization_id = $1", [org.id]);
+    expect(rows).toEqual([{ spent: 30 }, { spent: 30 }]); // 25 captured + 5 open
+
+    await db.owner.query("update app_public.credit_spend_caps set window_spent = window_spent + 7 where organization_id = $1 and period = 'day'", [org.id]);
+    expect(await windows()).toEqual([{ organization_id: org.id, scope: "organization", window_spent: 37, open_charged: 5, captured: 25 }]);
+    await db.owner.query("update app_public.credit_spend_caps set window_spent = window_spent - 7 where organization_id = $1 and period = 'day'", [org.id]);
+    expect(await windows()).toEqual([]);
+  });
+
+  test("a project's cap counts its generations' captures, not the organization's other spending", async () => {
+    const { generationHelpers } = await import("../../helpers/generations.ts");
+    const { project, start, complete } = generationHelpers(() => db);
+    const owner = await createUser(db);
+    const org = await createOrganization(db, owner, "Project capped");
+    const p = await project(owner, org.id);
+    await db.queryAs(owner, "select app_public.set_spend_cap($1, 'month', 1000, $2)", [org.id, p]);
+    const g = await start(owner, org.id, p, 10, "gen-cap-1");
+    await complete(owner, g.id, 7);
+    await reserve(owner, org.id, 5, "outside-project"); // the organization's, not the project's
+    expect(await windows()).toEqual([]);
+    await db.owner.query("update app_public.credit_spend_caps set window_spent = 6 where organization_id = $1", [org.id]);
+    expect(await windows()).toEqual([{ organization_id: org.id, scope: "project", window_spent: 6, open_charged: 0, captured: 7 }]);
+    await db.owner.query("update app_public.credit_spend_caps set window_spent = 7 where organization_id = $1", [org.id]);
+  });
+
+  test("app roles cannot run it", async () => {
+    const user = await createUser(db);
+    await expect(db.queryAs(user, "select * from app_private.spend_cap_window_discrepancies()")).rejects.toMatchObject({ code: "42501" });
+  });
+});

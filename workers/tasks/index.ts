@@ -18,6 +18,9 @@ import { rolloverUsagePeriods, ROLLOVER_USAGE_PERIODS_TASK } from "./rollover_us
 import { verifyCreditLedger, VERIFY_CREDIT_LEDGER_TASK } from "./verify_credit_ledger.ts";
 import { sendAccountEmail, SEND_ACCOUNT_EMAIL_TASK } from "./send_account_email.ts";
 import { pruneAccountRecords, PRUNE_ACCOUNT_RECORDS_TASK } from "./prune_account_records.ts";
+import { deliverWebhook, DELIVER_WEBHOOK_TASK } from "./deliver_webhook.ts";
+import { pruneWebhookMessages, PRUNE_WEBHOOK_MESSAGES_TASK } from "./prune_webhook_messages.ts";
+import { webhookEndpointDisabledEmail, WEBHOOK_ENDPOINT_DISABLED_EMAIL_TASK } from "./webhook_endpoint_disabled_email.ts";
 
 export const taskList: TaskList = {
   [DB_BACKUP_TASK]: dbBackup,
@@ -35,4 +38,7 @@ export const taskList: TaskList = {
   [VERIFY_CREDIT_LEDGER_TASK]: verifyCreditLedger,
   [SEND_ACCOUNT_EMAIL_TASK]: sendAccountEmail,
   [PRUNE_ACCOUNT_RECORDS_TASK]: pruneAccountRecords,
+  [DELIVER_WEBHOOK_TASK]: deliverWebhook,
+  [PRUNE_WEBHOOK_MESSAGES_TASK]: pruneWebhookMessages,
+  [WEBHOOK_ENDPOINT_DISABLED_EMAIL_TASK]: webhookEndpointDisabledEmail,
 };

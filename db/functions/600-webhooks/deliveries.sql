@@ -40,6 +40,7 @@ create or replace function app_private.queue_webhook_delivery(endpoint app_publi
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
+#variable_conflict use_column
 declare
   v_delivery app_public.webhook_deliveries;
 begin

@@ -12,6 +12,7 @@ as $$
 declare
   v_endpoint app_public.webhook_endpoints := app_private.webhook_endpoint_for_admin(send_test_webhook.id, 'send test webhooks');
   v_message_id uuid;
+  v_delivery_id uuid;
   v_delivery app_public.webhook_deliveries;
 begin
   if v_endpoint.disabled_at is not null then
@@ -19,8 +20,9 @@ begin
   end if;
   perform app_private.consume_hourly_quota(v_endpoint.organization_id, 'webhookTestsPerHour', 60, 'test webhooks');
   v_message_id := app_private.emit_webhook_event(v_endpoint.organization_id, 'webhook.test', jsonb_build_object('endpoint_id', v_endpoint.id));
+  v_delivery_id := app_private.queue_webhook_delivery(v_endpoint, v_message_id);
   select * into v_delivery from app_public.webhook_deliveries d
-  where d.organization_id = v_endpoint.organization_id and d.id = app_private.queue_webhook_delivery(v_endpoint, v_message_id);
+  where d.organization_id = v_endpoint.organization_id and d.id = v_delivery_id;
   return v_delivery;
 end;
 $$;

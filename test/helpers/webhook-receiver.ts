@@ -35,6 +35,8 @@ export interface Receiver {
   /** Requests in flight right now, and the most seen at once, per path. */
   inFlight: Map<string, number>;
   maxInFlight: Map<string, number>;
+  /** The most requests seen at once to paths starting /<group>- (e.g. all of /b-1, /b-2). */
+  maxInFlightOfGroup: Map<string, number>;
   /** Resolves when `count` requests in all have arrived at the path. */
   waitFor(path: string, count: number): Promise<void>;
   close(): Promise<void>;
@@ -45,6 +47,8 @@ export async function startReceiver(): Promise<Receiver> {
   const answers = new Map<string, Answer[]>();
   const inFlight = new Map<string, number>();
   const maxInFlight = new Map<string, number>();
+  const groupInFlight = new Map<string, number>();
+  const maxInFlightOfGroup = new Map<string, number>();
   const waiters: { path: string; count: number; resolve: () => void }[] = [];
   let secrets: string[] = [];
   const hanging = new Set<http.ServerResponse>();
@@ -53,7 +57,16 @@ export async function startReceiver(): Promise<Receiver> {
     const chunks: Buffer[] = [];
     inFlight.set(path, (inFlight.get(path) ?? 0) + 1);
     maxInFlight.set(path, Math.max(maxInFlight.get(path) ?? 0, inFlight.get(path)!));
-    const done = () => inFlight.set(path, (inFlight.get(path) ?? 1) - 1);
+    const group = /^\/([a-z0-9]+)-/.exec(path)?.[1] ?? "";
+    groupInFlight.set(group, (groupInFlight.get(group) ?? 0) + 1);
+    maxInFlightOfGroup.set(group, Math.max(maxInFlightOfGroup.get(group) ?? 0, groupInFlight.get(group)!));
+    let closed = false;
+    const done = () => {
+      if (closed) return;
+      closed = true;
+      inFlight.set(path, (inFlight.get(path) ?? 1) - 1);
+      groupInFlight.set(group, (groupInFlight.get(group) ?? 1) - 1);
+    };
     res.on("close", done);
     req.on("data", (chunk) => chunks.push(chunk));
     req.on("end", () => {
@@ -105,6 +118,7 @@ export async function startReceiver(): Promise<Receiver> {
     },
     inFlight,
     maxInFlight,
+    maxInFlightOfGroup,
     waitFor: (path, count) =>
       received.filter((r) => r.path === path).length >= count
         ? Promise.resolve()

@@ -21,15 +21,18 @@ export const INTERNAL_RANGES: [string, number, "ipv4" | "ipv6"][] = [
   ["fec0::", 10, "ipv6"], ["ff00::", 8, "ipv6"],
 ];
 
-const internal = new net.BlockList();
-for (const [address, prefix, family] of INTERNAL_RANGES) internal.addSubnet(address, prefix, family);
+// Two lists: Node's BlockList matches IPv4 addresses against IPv4-mapped IPv6 ranges too, and
+// ::ffff:0:0/96 (every mapped address, refused as such) would then cover all of IPv4.
+const internal4 = new net.BlockList();
+const internal6 = new net.BlockList();
+for (const [address, prefix, family] of INTERNAL_RANGES) (family === "ipv4" ? internal4 : internal6).addSubnet(address, prefix, family);
 
 /** Whether an IP address (v4 or v6, any textual form Node accepts) is one a webhook must not reach. */
 export function isInternalAddress(address: string): boolean {
   const bare = address.replace(/^\[|\]$/g, "");
   const family = net.isIP(bare);
   if (family === 0) return true; // not an address: refuse rather than guess
-  return internal.check(bare, family === 4 ? "ipv4" : "ipv6");
+  return family === 4 ? internal4.check(bare, "ipv4") : internal6.check(bare, "ipv6");
 }
 
 export class ForbiddenAddressError extends Error {

@@ -22,8 +22,11 @@ to app_user;
 select app_private.secure_table('app_private.webhook_settings');
 select app_private.secure_table('app_private.webhook_endpoint_secrets');
 
+-- webhook_endpoints: every column but headers (custom headers often carry a credential, e.g.
+-- Authorization: they are written, never read back; header_names lists their names).
 select app_private.secure_table('app_public.webhook_endpoints');
-grant select on app_public.webhook_endpoints to app_user;
+grant select (organization_id, id, url, description, event_types, header_names, disabled_at, disabled_reason, failing_since,
+              created_at, updated_at, created_by) on app_public.webhook_endpoints to app_user;
 create policy select_member on app_public.webhook_endpoints for select to app_user
   using (organization_id = any (current_setting('tenantbase.organization_ids')::uuid[]));
 

@@ -191,10 +191,11 @@ begin
         jsonb_build_object('limit', v_plan.max_webhook_endpoints));
     end if;
   end if;
-  insert into app_public.webhook_endpoints (organization_id, url, description, event_types, headers)
+  insert into app_public.webhook_endpoints (organization_id, url, description, event_types, headers, header_names)
   values (create_webhook_endpoint.organization_id, create_webhook_endpoint.url, btrim(coalesce(create_webhook_endpoint.description, '')),
           app_private.check_webhook_event_types(create_webhook_endpoint.event_types),
-          app_private.check_webhook_headers(create_webhook_endpoint.headers))
+          app_private.check_webhook_headers(create_webhook_endpoint.headers),
+          array(select jsonb_object_keys(coalesce(create_webhook_endpoint.headers, '{}')) order by 1))
   returning * into v_endpoint;
   v_secret := app_private.add_webhook_secret(v_endpoint.organization_id, v_endpoint.id);
   perform app_private.record_audit_event(v_endpoint.organization_id, 'webhook_endpoint.created', 'webhook_endpoint', v_endpoint.id,
@@ -234,7 +235,9 @@ begin
     event_types = case when update_webhook_endpoint.event_types is null then e.event_types
                        else app_private.check_webhook_event_types(update_webhook_endpoint.event_types) end,
     headers = case when update_webhook_endpoint.headers is null then e.headers
-                   else app_private.check_webhook_headers(update_webhook_endpoint.headers) end
+                   else app_private.check_webhook_headers(update_webhook_endpoint.headers) end,
+    header_names = case when update_webhook_endpoint.headers is null then e.header_names
+                        else array(select jsonb_object_keys(update_webhook_endpoint.headers) order by 1) end
   where e.organization_id = v_endpoint.organization_id and e.id = v_endpoint.id
   returning * into v_endpoint;
   perform app_private.record_audit_event(v_endpoint.organization_id, 'webhook_endpoint.updated', 'webhook_endpoint', v_endpoint.id,

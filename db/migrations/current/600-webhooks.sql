@@ -48,7 +48,9 @@ create table if not exists app_public.webhook_endpoints (
 comment on table app_public.webhook_endpoints is
   E'@behavior -insert -update -delete\nA URL of the organization''s own systems that receives its events, signed (Standard Webhooks). Managed by admins through createWebhookEndpoint, updateWebhookEndpoint, disableWebhookEndpoint, enableWebhookEndpoint, deleteWebhookEndpoint.';
 comment on column app_public.webhook_endpoints.event_types is 'The event types it receives; empty: all of them.';
-comment on column app_public.webhook_endpoints.headers is 'Extra HTTP headers sent with each delivery (at most 10, names and values bounded).';
+alter table app_public.webhook_endpoints add column if not exists header_names text[] not null default '{}';
+comment on column app_public.webhook_endpoints.header_names is 'The names of the custom headers (their values are write-only: they often hold a credential).';
+comment on column app_public.webhook_endpoints.headers is E'@behavior -*\nExtra HTTP headers sent with each delivery (at most 10); write-only.';
 comment on column app_public.webhook_endpoints.disabled_at is 'Set when disabled: by an admin, by a 410 Gone answer, or after failing for 5 days.';
 comment on column app_public.webhook_endpoints.disabled_reason is 'admin, gone (the endpoint answered 410) or failing (every attempt failed for 5 days).';
 comment on column app_public.webhook_endpoints.failing_since is 'First failed attempt since the last success; null while healthy.';

@@ -26,10 +26,10 @@ test("an admin creates an endpoint and sees its secret once; members read it; th
   const made = await create(t.a.admin, t.a.org.id, "https://hooks.example.com/in", { types: ["member.joined"] });
   expect(made.rows[0].secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
   const id = made.rows[0].id;
-  const seen = await db.queryAs(t.a.member, "select * from app_public.webhook_endpoints");
+  const seen = await db.queryAs(t.a.member, "select id, url, description, event_types from app_public.webhook_endpoints");
   expect(seen.rows.map((r) => r.id)).toEqual([id]);
   expect(Object.keys(seen.rows[0])).not.toContain("secret");
-  expect((await db.queryAs(t.b.owner, "select * from app_public.webhook_endpoints")).rows).toEqual([]);
+  expect((await db.queryAs(t.b.owner, "select id from app_public.webhook_endpoints")).rows).toEqual([]);
   // no app role reads the secrets
   expect(await codeOf(db.queryAs(t.a.owner, "select * from app_private.webhook_endpoint_secrets"))).toMatch(/^42501/);
   // the other organization cannot change, disable, delete, rotate, test it
@@ -135,6 +135,10 @@ test("custom headers: at most 10, token names, no reserved names, no line breaks
     expect([headers, await codeOf(create(t.a.admin, t.a.org.id, "https://hooks.example.com/h", { headers }))]).toEqual([headers, "WEBHOOK_HEADERS_INVALID"]);
   }
   const { rows } = await create(t.a.admin, t.a.org.id, "https://hooks.example.com/h", { headers: { Authorization: "Bearer abc", "X-Tenant": "a\tb" } });
+  // values are write-only: members (and admins) see the names, not the values
+  expect(await codeOf(db.queryAs(t.a.admin, "select headers from app_public.webhook_endpoints where id = $1", [rows[0].id]))).toMatch(/^42501/);
+  const names = await db.queryAs(t.a.member, "select header_names as names from app_public.webhook_endpoints e where id = $1", [rows[0].id]);
+  expect(names.rows).toEqual([{ names: ["Authorization", "X-Tenant"] }]);
   await db.queryAs(t.a.admin, "select app_public.delete_webhook_endpoint($1)", [rows[0].id]);
 });
 

@@ -37,6 +37,8 @@ export interface Receiver {
   maxInFlight: Map<string, number>;
   /** The most requests seen at once to paths starting /<group>- (e.g. all of /b-1, /b-2). */
   maxInFlightOfGroup: Map<string, number>;
+  /** Ends every request left hanging (the client sees the connection reset). */
+  releaseHanging(): void;
   /** Resolves when `count` requests in all have arrived at the path. */
   waitFor(path: string, count: number): Promise<void>;
   close(): Promise<void>;
@@ -123,6 +125,10 @@ export async function startReceiver(): Promise<Receiver> {
       received.filter((r) => r.path === path).length >= count
         ? Promise.resolve()
         : new Promise<void>((resolve) => waiters.push({ path, count, resolve })),
+    releaseHanging: () => {
+      for (const res of hanging) res.destroy();
+      hanging.clear();
+    },
     close: async () => {
       for (const res of hanging) res.destroy();
       server.closeAllConnections();

@@ -62,9 +62,10 @@ afterAll(async () => {
 
 /** Runs every due job with the real worker until none is left. */
 async function work(): Promise<void> {
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 200; i++) {
     await runOnce({ pgPool: workerPool, taskList, concurrency: 2, noHandleSignals: true, logger });
     const { rows } = await db.owner.query("select count(*)::int as n from graphile_worker.jobs where run_at <= now() and attempts < max_attempts");
+    if (rows[0].n > 0) await new Promise((resolve) => setTimeout(resolve, 20));
     if (rows[0].n === 0) {
       const failed = await db.owner.query("select task_identifier, last_error from graphile_worker.jobs where last_error is not null");
       if (failed.rows.length > 0) throw new Error(`failed jobs: ${JSON.stringify(failed.rows)}`);

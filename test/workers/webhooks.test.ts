@@ -8,12 +8,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { Logger, runOnce } from "graphile-worker";
+import { Logger, parseCrontab, runOnce } from "graphile-worker";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { createUser, twoTenants, addMember } from "../helpers/fixtures.ts";
 import { startReceiver, type Receiver } from "../helpers/webhook-receiver.ts";
 import { setPlan } from "../helpers/team.ts";
 import { taskList } from "../../workers/tasks/index.ts";
+import { readCrontab } from "../../workers/runner.ts";
 
 let db: TestDatabase;
 let receiver: Receiver;
@@ -256,4 +257,21 @@ test("a hanging endpoint times out (WEBHOOK_TIMEOUT_MS) and the attempt records 
     process.env.WEBHOOK_TIMEOUT_MS = "2000";
     process.env.WEBHOOK_RETRY_SCHEDULE = "0,0,0";
   }
+});
+
+test("the crontab prunes daily; the prune job drops messages past 30 days with their log", async () => {
+  const items = parseCrontab(readCrontab()).filter((item) => item.task === "prune_webhook_messages");
+  expect(items).toHaveLength(1);
+  expect(taskList.prune_webhook_messages).toBeDefined();
+  const ep = await endpoint(t.a.admin, t.a.org.id, "/prune", ["webhook.test"]);
+  await db.queryAs(t.a.admin, "select app_public.send_test_webhook($1)", [ep.id]);
+  await work();
+  await db.root.query(
+    `begin; set local session_replication_role = replica;
+     update app_public.webhook_messages set created_at = now() - interval '31 days' where organization_id = '${t.a.org.id}'; commit`,
+  );
+  await db.owner.query("select graphile_worker.add_job('prune_webhook_messages')");
+  await work();
+  expect((await db.owner.query("select count(*)::int as n from app_public.webhook_messages where organization_id = $1", [t.a.org.id])).rows[0].n).toBe(0);
+  expect((await attempts(ep.id))).toEqual([]);
 });

@@ -11,7 +11,7 @@ grant execute on function
   app_public.create_webhook_endpoint(uuid, text, text, text[], jsonb),
   app_public.update_webhook_endpoint(uuid, text, text, text[], jsonb),
   app_public.disable_webhook_endpoint(uuid),
-  app_public.enable_webhook_endpoint(uuid),
+  app_public.enable_webhook_endpoint(uuid, boolean),
   app_public.delete_webhook_endpoint(uuid),
   app_public.rotate_webhook_secret(uuid),
   app_public.send_test_webhook(uuid),

@@ -38,7 +38,7 @@ export const webhookEndpointDisabledEmail: Task = async (payload, helpers) => {
       `A webhook endpoint of ${row.organization_name} was disabled because ${why}:`,
       row.url,
       "",
-      "Nothing is sent to it until an admin enables it again (enableWebhookEndpoint). Then recoverWebhookEndpoint sends what it missed, with the original webhook-id of each message.",
+      "Nothing is sent to it until an admin enables it again: enableWebhookEndpoint with recover: true also sends what it missed (within 30 days), each message with its original webhook-id.",
     ];
     await sendMail(
       {

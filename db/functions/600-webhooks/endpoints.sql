@@ -266,26 +266,32 @@ $$;
 comment on function app_public.disable_webhook_endpoint(uuid) is
   E'@resultFieldName webhookEndpoint\nStops deliveries to an endpoint (admins and owners).';
 
--- Enabling starts afresh (failing_since cleared). What was missed while disabled is sent again
--- only when asked, with recoverWebhookEndpoint(id, since: disabledAt).
-create or replace function app_public.enable_webhook_endpoint(id uuid) returns app_public.webhook_endpoints
+-- Enabling starts afresh (failing_since cleared). recover: also send what it missed — every
+-- message since it started failing (or was disabled), within the 30 days kept, that it wants and
+-- did not receive (app_private.recover_webhook_deliveries, replays.sql).
+create or replace function app_public.enable_webhook_endpoint(id uuid, recover boolean default false) returns app_public.webhook_endpoints
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 declare
   v_endpoint app_public.webhook_endpoints := app_private.webhook_endpoint_for_admin(enable_webhook_endpoint.id, 'manage webhook endpoints');
+  v_missed_since timestamptz := coalesce(v_endpoint.failing_since, v_endpoint.disabled_at);
 begin
   -- the URL is checked again: the rules (or the settings) may have changed since it was made
   perform app_private.check_webhook_url(v_endpoint.url);
   update app_public.webhook_endpoints e set disabled_at = null, disabled_reason = null, failing_since = null
   where e.organization_id = v_endpoint.organization_id and e.id = v_endpoint.id
   returning * into v_endpoint;
-  perform app_private.record_audit_event(v_endpoint.organization_id, 'webhook_endpoint.enabled', 'webhook_endpoint', v_endpoint.id, '{}');
+  perform app_private.record_audit_event(v_endpoint.organization_id, 'webhook_endpoint.enabled', 'webhook_endpoint', v_endpoint.id,
+    jsonb_build_object('recover', coalesce(enable_webhook_endpoint.recover, false)));
+  if coalesce(enable_webhook_endpoint.recover, false) and v_missed_since is not null then
+    perform app_private.recover_webhook_deliveries(v_endpoint, greatest(v_missed_since, now() - interval '30 days'));
+  end if;
   return v_endpoint;
 end;
 $$;
-comment on function app_public.enable_webhook_endpoint(uuid) is
-  E'@resultFieldName webhookEndpoint\nResumes deliveries to an endpoint (admins and owners). To send what it missed, call recoverWebhookEndpoint with since = its old disabledAt.';
+comment on function app_public.enable_webhook_endpoint(uuid, boolean) is
+  E'@resultFieldName webhookEndpoint\nResumes deliveries to an endpoint (admins and owners). recover: true also sends, with their original webhook-id, the messages it missed since it started failing or was disabled (within 30 days).';
 
 create or replace function app_public.delete_webhook_endpoint(id uuid) returns app_public.webhook_endpoints
   language plpgsql volatile security definer

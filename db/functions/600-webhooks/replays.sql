@@ -60,17 +60,44 @@ $$;
 comment on function app_public.replay_webhook_message(uuid) is
   'Sends a message again, with the same webhook-id, to the enabled endpoints it was sent to (admins and owners). Returns how many deliveries were queued.';
 
+-- The deliveries an endpoint has not received since `since`: messages it wants that were never
+-- sent to it (it was disabled, or did not exist yet) or whose delivery failed, oldest first, at
+-- most 10,000 a call. Returns how many were queued.
+create or replace function app_private.recover_webhook_deliveries(endpoint app_public.webhook_endpoints, since timestamptz) returns int
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_message_id uuid;
+  v_count int := 0;
+begin
+  for v_message_id in
+    select m.id from app_public.webhook_messages m
+    left join app_public.webhook_deliveries d
+      on d.organization_id = m.organization_id and d.message_id = m.id and d.endpoint_id = endpoint.id
+    where m.organization_id = endpoint.organization_id
+      and m.created_at >= recover_webhook_deliveries.since
+      and m.event_type <> 'webhook.test'
+      and (cardinality(endpoint.event_types) = 0 or m.event_type = any (endpoint.event_types))
+      and (d.id is null or d.status = 'failed')
+    order by m.created_at, m.id
+    limit 10000
+  loop
+    perform app_private.queue_webhook_delivery(endpoint, v_message_id);
+    v_count := v_count + 1;
+  end loop;
+  return v_count;
+end;
+$$;
+
 -- Every message since `since` (at most 30 days back, the retention) that the endpoint wants and
--- has not received: never sent to it (it was disabled, or created later) or failed. At most
--- 10,000 a call, oldest first. Returns how many deliveries were queued.
+-- has not received. Returns how many deliveries were queued.
 create or replace function app_public.recover_webhook_endpoint(id uuid, since timestamptz) returns int
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 declare
   v_endpoint app_public.webhook_endpoints := app_private.webhook_endpoint_for_admin(recover_webhook_endpoint.id, 'recover webhook endpoints');
-  v_message_id uuid;
-  v_count int := 0;
 begin
   if v_endpoint.disabled_at is not null then
     perform app_hidden.raise_error('WEBHOOK_ENDPOINT_DISABLED', 'The endpoint is disabled; enable it first.');
@@ -78,22 +105,7 @@ begin
   if recover_webhook_endpoint.since is null or recover_webhook_endpoint.since < now() - interval '30 days' or recover_webhook_endpoint.since > now() then
     perform app_hidden.raise_error('INVALID_INPUT', 'since must be within the last 30 days.');
   end if;
-  for v_message_id in
-    select m.id from app_public.webhook_messages m
-    left join app_public.webhook_deliveries d
-      on d.organization_id = m.organization_id and d.message_id = m.id and d.endpoint_id = v_endpoint.id
-    where m.organization_id = v_endpoint.organization_id
-      and m.created_at >= recover_webhook_endpoint.since
-      and m.event_type <> 'webhook.test'
-      and (cardinality(v_endpoint.event_types) = 0 or m.event_type = any (v_endpoint.event_types))
-      and (d.id is null or d.status = 'failed')
-    order by m.created_at, m.id
-    limit 10000
-  loop
-    perform app_private.queue_webhook_delivery(v_endpoint, v_message_id);
-    v_count := v_count + 1;
-  end loop;
-  return v_count;
+  return app_private.recover_webhook_deliveries(v_endpoint, recover_webhook_endpoint.since);
 end;
 $$;
 comment on function app_public.recover_webhook_endpoint(uuid, timestamptz) is

@@ -147,3 +147,6 @@ exception when duplicate_object then null;
 end $$;
 comment on type app_public.webhook_endpoint_with_secret is 'An endpoint and its signing secret (shown only here, at creation and rotation).';
 comment on column app_public.webhook_endpoint_with_secret.secret is 'whsec_… : verify deliveries with it (any Standard Webhooks library). Shown once.';
+
+-- (an earlier text of this branch had enable_webhook_endpoint(uuid); enabling now takes recover)
+drop function if exists app_public.enable_webhook_endpoint(uuid);

@@ -58,3 +58,16 @@ test("the test event goes to the one endpoint, whatever it subscribes to; 60 an 
   for (let i = 0; i < 70 && code === null; i++) code = await codeOf(db.queryAs(t.a.admin, "select app_public.send_test_webhook($1)", [other]));
   expect(code).toBe("QUOTA_EXCEEDED");
 });
+
+test("enabling with recover sends what the endpoint missed since it started failing or was disabled", async () => {
+  const ep = (await db.queryAs(t.a.admin, "select (r.webhook_endpoint).id from app_public.create_webhook_endpoint($1, 'https://hooks.example.com/e', '', '{member.joined}') r", [t.a.org.id])).rows[0].id;
+  await db.owner.query("update app_public.webhook_endpoints set failing_since = now() where id = $1", [ep]);
+  const failed = await emit("member.joined");
+  await db.owner.query("update app_public.webhook_deliveries set status = 'failed' where message_id = $1", [failed]);
+  await db.queryAs(t.a.admin, "select app_public.disable_webhook_endpoint($1)", [ep]);
+  const missed = await emit("member.joined");
+  const enabled = await db.queryAs(t.a.admin, "select disabled_at, failing_since from app_public.enable_webhook_endpoint($1, recover => true)", [ep]);
+  expect(enabled.rows).toEqual([{ disabled_at: null, failing_since: null }]);
+  const pending = await db.owner.query("select message_id from app_public.webhook_deliveries where endpoint_id = $1 and status = 'pending' order by created_at", [ep]);
+  expect(pending.rows.map((r) => r.message_id).sort()).toEqual([failed, missed].sort());
+});

@@ -90,7 +90,7 @@ export interface OutboundWebhooksConfig {
   maxRetryAfterSeconds: number;
   /** An endpoint failing every attempt for this long is disabled (its admins are emailed). */
   disableAfterFailingHours: number;
-  /** Requests one organization may have in flight in one worker; more wait their turn. */
+  /** Requests one organization may have in flight across all workers (leases in SQL); more wait their turn. */
   maxInFlightPerOrganization: number;
   /** Development and tests only: endpoints may be private, loopback, link-local addresses. */
   allowPrivateAddresses: boolean;

@@ -21,6 +21,7 @@ to app_user;
 
 select app_private.secure_table('app_private.webhook_settings');
 select app_private.secure_table('app_private.webhook_endpoint_secrets');
+select app_private.secure_table('app_private.webhook_attempt_leases');
 
 -- webhook_endpoints: every column but headers (custom headers often carry a credential, e.g.
 -- Authorization: they are written, never read back; header_names lists their names).

@@ -8,6 +8,7 @@ import { postWebhook, type PostOutcome } from "./http.ts";
 import { signedHeaders } from "./signing.ts";
 
 export interface DeliveryRow {
+  busy: boolean;
   endpoint_id: string;
   url: string;
   headers: Record<string, unknown>;
@@ -59,9 +60,19 @@ export async function attemptDelivery(
   deliveryId: string,
   config: OutboundWebhooksConfig,
 ): Promise<string> {
-  const rows = await query<DeliveryRow>("select * from app_private.webhook_delivery_to_send($1, $2)", [organizationId, deliveryId]);
+  // the lease outlives the request's deadline by a minute (a worker that dies leaves it to expire)
+  const rows = await query<DeliveryRow>("select * from app_private.webhook_delivery_to_send($1, $2, $3, make_interval(secs => $4))", [
+    organizationId,
+    deliveryId,
+    config.maxInFlightPerOrganization,
+    config.timeoutMs / 1000 + 60,
+  ]);
   if (rows.length === 0) return "nothing_to_send";
   const row = rows[0];
+  if (row.busy) {
+    await query("select app_private.postpone_webhook_attempt($1, $2, 1000)", [organizationId, deliveryId]);
+    return "postponed";
+  }
   const body = messageBody(row);
   const timestamp = Math.floor(Date.now() / 1000);
   let outcome: PostOutcome;

@@ -12,6 +12,8 @@ create or replace trigger _100_audit_columns before insert or update on app_publ
   for each row execute function app_private.tg_audit_columns();
 create or replace trigger _100_audit_columns before insert or update on app_public.webhook_attempts
   for each row execute function app_private.tg_audit_columns();
+create or replace trigger _100_audit_columns before insert or update on app_private.webhook_attempt_leases
+  for each row execute function app_private.tg_audit_columns();
 
 -- Queues one attempt of a delivery at run_at (one job per delivery: the job key replaces a
 -- queued one and leaves a running one alone).
@@ -61,17 +63,22 @@ end;
 $$;
 
 -- What the worker needs to make the next attempt, or no row when there is nothing to send (the
--- delivery is not pending; or its endpoint is disabled, and then the delivery fails).
-create or replace function app_private.webhook_delivery_to_send(organization_id uuid, delivery_id uuid)
-  returns table (endpoint_id uuid, url text, headers jsonb, message_id uuid, event_type text, payload jsonb,
+-- delivery is not pending; or its endpoint is disabled, and then the delivery fails). Takes a
+-- lease for the request: when the organization already has max_in_flight leases live (in any
+-- worker process), answers busy = true and the worker puts the attempt off. The lease ends when
+-- the attempt is recorded, or at expires_at (lease_for: the request's timeout and a margin).
+create or replace function app_private.webhook_delivery_to_send(organization_id uuid, delivery_id uuid, max_in_flight int, lease_for interval)
+  returns table (busy boolean, endpoint_id uuid, url text, headers jsonb, message_id uuid, event_type text, payload jsonb,
                  message_created_at timestamptz, attempt_count int, secrets text[])
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
+#variable_conflict use_column
 declare
   v_delivery app_public.webhook_deliveries;
   v_endpoint app_public.webhook_endpoints;
   v_message app_public.webhook_messages;
+  v_live int;
 begin
   select * into v_delivery from app_public.webhook_deliveries d
   where d.organization_id = webhook_delivery_to_send.organization_id and d.id = webhook_delivery_to_send.delivery_id and d.status = 'pending';
@@ -84,7 +91,20 @@ begin
     where d.organization_id = v_delivery.organization_id and d.id = v_delivery.id;
     return;
   end if;
+  -- one organization's claims in turn (a transaction-level lock: this statement's)
+  perform pg_advisory_xact_lock(hashtextextended('webhook_attempt_leases:' || v_delivery.organization_id::text, 0));
+  delete from app_private.webhook_attempt_leases l
+  where l.organization_id = v_delivery.organization_id and (l.expires_at <= now() or l.delivery_id = v_delivery.id);
+  select count(*) into v_live from app_private.webhook_attempt_leases l where l.organization_id = v_delivery.organization_id;
+  if v_live >= webhook_delivery_to_send.max_in_flight then
+    busy := true;
+    return next;
+    return;
+  end if;
+  insert into app_private.webhook_attempt_leases (organization_id, delivery_id, expires_at)
+  values (v_delivery.organization_id, v_delivery.id, now() + webhook_delivery_to_send.lease_for);
   select * into v_message from app_public.webhook_messages m where m.organization_id = v_delivery.organization_id and m.id = v_delivery.message_id;
+  busy := false;
   endpoint_id := v_endpoint.id;
   url := v_endpoint.url;
   headers := v_endpoint.headers;
@@ -113,6 +133,8 @@ declare
   v_endpoint app_public.webhook_endpoints;
   v_reason text;
 begin
+  delete from app_private.webhook_attempt_leases l
+  where l.organization_id = record_webhook_attempt.organization_id and l.delivery_id = record_webhook_attempt.delivery_id;
   select * into v_delivery from app_public.webhook_deliveries d
   where d.organization_id = record_webhook_attempt.organization_id and d.id = record_webhook_attempt.delivery_id
   for update;
@@ -169,8 +191,8 @@ begin
 end;
 $$;
 
--- The worker puts an attempt off without making it (its organization has too many requests in
--- flight in that worker): same attempt, later.
+-- The worker puts an attempt off without making it (its organization has max_in_flight requests
+-- in flight already): same attempt, later.
 create or replace function app_private.postpone_webhook_attempt(organization_id uuid, delivery_id uuid, delay_ms int) returns void
   language plpgsql volatile security definer
   set search_path = pg_catalog, public

@@ -150,3 +150,17 @@ comment on column app_public.webhook_endpoint_with_secret.secret is 'whsec_… :
 
 -- (an earlier text of this branch had enable_webhook_endpoint(uuid); enabling now takes recover)
 drop function if exists app_public.enable_webhook_endpoint(uuid);
+
+-- Requests in flight per organization, across every worker process: a lease per attempt taken
+-- before the request and dropped when it is recorded (or left to expire if the worker died).
+create table if not exists app_private.webhook_attempt_leases (
+  organization_id uuid not null references app_public.organizations on delete cascade,
+  delivery_id uuid not null,
+  expires_at timestamptz not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  created_by uuid,
+  primary key (organization_id, delivery_id)
+);
+-- (the worker's read of a delivery now takes a lease: new arguments and a busy column)
+drop function if exists app_private.webhook_delivery_to_send(uuid, uuid);

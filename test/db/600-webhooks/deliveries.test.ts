@@ -74,7 +74,7 @@ test("410 disables at once; failing for longer than disable_after disables; each
 test("a disabled endpoint's pending delivery fails when its job runs, with nothing to send", async () => {
   const { endpoint, delivery: id } = await delivery("https://hooks.example.com/c");
   await db.queryAs(t.a.admin, "select app_public.disable_webhook_endpoint($1)", [endpoint]);
-  expect((await db.owner.query("select * from app_private.webhook_delivery_to_send($1, $2)", [t.a.org.id, id])).rows).toEqual([]);
+  expect((await db.owner.query("select * from app_private.webhook_delivery_to_send($1, $2, 2, interval '1 minute')", [t.a.org.id, id])).rows).toEqual([]);
   expect(await state(endpoint, id)).toMatchObject({ status: "failed", attempts: 0 });
   // postponing a finished delivery does nothing
   await db.owner.query("select app_private.postpone_webhook_attempt($1, $2, 1000)", [t.a.org.id, id]);
@@ -83,9 +83,30 @@ test("a disabled endpoint's pending delivery fails when its job runs, with nothi
 
 test("what the worker reads: the signing secrets, the message, the URL and headers", async () => {
   const { endpoint, delivery: id } = await delivery("https://hooks.example.com/d");
-  const { rows } = await db.owner.query("select * from app_private.webhook_delivery_to_send($1, $2)", [t.a.org.id, id]);
-  expect(rows[0]).toMatchObject({ endpoint_id: endpoint, url: "https://hooks.example.com/d", event_type: "webhook.test", payload: { endpoint_id: endpoint }, attempt_count: 0 });
+  const { rows } = await db.owner.query("select * from app_private.webhook_delivery_to_send($1, $2, 2, interval '1 minute')", [t.a.org.id, id]);
+  expect(rows[0]).toMatchObject({ busy: false, endpoint_id: endpoint, url: "https://hooks.example.com/d", event_type: "webhook.test", payload: { endpoint_id: endpoint }, attempt_count: 0 });
   expect(rows[0].secrets).toHaveLength(1);
   // another organization's id with this delivery: nothing
-  expect((await db.owner.query("select * from app_private.webhook_delivery_to_send($1, $2)", [t.b.org.id, id])).rows).toEqual([]);
+  expect((await db.owner.query("select * from app_private.webhook_delivery_to_send($1, $2, 2, interval '1 minute')", [t.b.org.id, id])).rows).toEqual([]);
+});
+
+test("leases bound an organization's requests in flight across workers: busy past max_in_flight, freed by the record or by expiry", async () => {
+  await db.owner.query("delete from app_private.webhook_attempt_leases"); // (reads of the tests above)
+  const one = await delivery("https://hooks.example.com/l1");
+  const two = await delivery("https://hooks.example.com/l2");
+  const three = await delivery("https://hooks.example.com/l3");
+  const read = (id: string) =>
+    db.owner.query("select busy from app_private.webhook_delivery_to_send($1, $2, 2, interval '1 minute')", [t.a.org.id, id]).then((r) => r.rows[0]?.busy);
+  expect(await read(one.delivery)).toBe(false);
+  expect(await read(two.delivery)).toBe(false);
+  expect(await read(three.delivery)).toBe(true);
+  // reading the same delivery again (a job run twice) renews its own lease, it does not take a second
+  expect(await read(two.delivery)).toBe(false);
+  await record(one.delivery, 200, null);
+  expect(await read(three.delivery)).toBe(false);
+  // a lease of a worker that died ends at expires_at
+  await db.owner.query("update app_private.webhook_attempt_leases set expires_at = now() - interval '1 second' where delivery_id = $1", [two.delivery]);
+  const four = await delivery("https://hooks.example.com/l4");
+  expect(await read(four.delivery)).toBe(false);
+  expect((await db.owner.query("select count(*)::int as n from app_private.webhook_attempt_leases where organization_id = $1", [t.a.org.id])).rows[0].n).toBe(2);
 });

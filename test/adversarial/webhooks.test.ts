@@ -182,3 +182,12 @@ test("hanging endpoints of one organization (many messages queued) do not delay 
     process.env.WEBHOOK_TIMEOUT_MS = ENV.WEBHOOK_TIMEOUT_MS;
   }
 });
+
+test("a header value Node would refuse fails the attempt cleanly (SQL refuses such values at creation too)", async () => {
+  const outcome = await postWebhook(receiver.url("/bad-header"), { "X-Euro": "\u20ac" }, "{}", { timeoutMs: 2000, allowHttp: true, allowPrivate: true });
+  expect(outcome).toMatchObject({ statusCode: null, error: "Request refused: ERR_INVALID_CHAR" });
+  expect(receiver.received.filter((r) => r.path === "/bad-header")).toEqual([]);
+  await expect(
+    db.queryAs(t.a.admin, "select app_public.create_webhook_endpoint($1, 'https://hooks.example.com/x', '', '{}', '{\"X-Euro\": \"\u20ac\"}')", [t.a.org.id]),
+  ).rejects.toMatchObject({ detail: "WEBHOOK_HEADERS_INVALID" });
+});

@@ -14,7 +14,7 @@ import { createUser, twoTenants, addMember } from "../helpers/fixtures.ts";
 import { startReceiver, type Receiver } from "../helpers/webhook-receiver.ts";
 import { setPlan } from "../helpers/team.ts";
 import { taskList } from "../../workers/tasks/index.ts";
-import { readCrontab } from "../../workers/runner.ts";
+import { readCrontab, startWorker } from "../../workers/runner.ts";
 
 let db: TestDatabase;
 let receiver: Receiver;
@@ -274,4 +274,12 @@ test("the crontab prunes daily; the prune job drops messages past 30 days with t
   await work();
   expect((await db.owner.query("select count(*)::int as n from app_public.webhook_messages where organization_id = $1", [t.a.org.id])).rows[0].n).toBe(0);
   expect((await attempts(ep.id))).toEqual([]);
+});
+
+test("a starting worker hands its settings to SQL, so creation refuses what delivery would", async () => {
+  await db.owner.query("update app_private.webhook_settings set allow_http = false, allow_private_addresses = false");
+  const worker = await startWorker({ ownerUrl: db.ownerUrl, taskList: {}, crontab: null, pollInterval: 60_000 });
+  await worker.stop();
+  // under jest NODE_ENV=test: http allowed; WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true here
+  expect((await db.owner.query("select allow_http, allow_private_addresses from app_private.webhook_settings")).rows).toEqual([{ allow_http: true, allow_private_addresses: true }]);
 });

@@ -55,44 +55,52 @@ export function postWebhook(rawUrl: string, headers: Record<string, string>, bod
   const agent = url.protocol === "https:" ? agents(options.allowPrivate).https : agents(options.allowPrivate).http;
   return new Promise<PostOutcome>((resolve) => {
     let settled = false;
+    let deadline: NodeJS.Timeout | undefined;
     const finish = (outcome: PostOutcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
       resolve(outcome);
     };
-    const request = client.request(
-      url,
-      {
-        method: "POST",
-        agent,
-        headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body), "user-agent": "tenantbase-webhooks/1" },
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on("data", (chunk: Buffer) => {
-          if (size < RESPONSE_LIMIT) chunks.push(chunk.subarray(0, RESPONSE_LIMIT - size));
-          size += chunk.length;
-          if (size >= RESPONSE_LIMIT) response.destroy();
-        });
-        const end = () => {
-          const status = response.statusCode ?? 0;
-          finish(
-            done({
-              statusCode: status,
-              responseBody: Buffer.concat(chunks).toString("utf8").slice(0, RESPONSE_LIMIT),
-              error: status >= 300 && status < 400 ? `Redirect (${status}) not followed` : null,
-              retryAfterSeconds: parseRetryAfter(response.headers["retry-after"] as string | undefined),
-            }),
-          );
-        };
-        response.on("end", end);
-        response.on("close", end);
-        response.on("error", end);
-      },
-    );
-    const deadline = setTimeout(() => {
+    let request: http.ClientRequest;
+    try {
+      request = client.request(
+        url,
+        {
+          method: "POST",
+          agent,
+          headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body), "user-agent": "tenantbase-webhooks/1" },
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          response.on("data", (chunk: Buffer) => {
+            if (size < RESPONSE_LIMIT) chunks.push(chunk.subarray(0, RESPONSE_LIMIT - size));
+            size += chunk.length;
+            if (size >= RESPONSE_LIMIT) response.destroy();
+          });
+          const end = () => {
+            const status = response.statusCode ?? 0;
+            finish(
+              done({
+                statusCode: status,
+                responseBody: Buffer.concat(chunks).toString("utf8").slice(0, RESPONSE_LIMIT),
+                error: status >= 300 && status < 400 ? `Redirect (${status}) not followed` : null,
+                retryAfterSeconds: parseRetryAfter(response.headers["retry-after"] as string | undefined),
+              }),
+            );
+          };
+          response.on("end", end);
+          response.on("close", end);
+          response.on("error", end);
+        },
+      );
+    } catch (error) {
+      // a header Node refuses (SQL refuses them too): the attempt fails, nothing is sent
+      finish(done({ error: `Request refused: ${(error as NodeJS.ErrnoException).code ?? "invalid request"}` }));
+      return;
+    }
+    deadline = setTimeout(() => {
       request.destroy();
       finish(done({ error: `Timed out after ${options.timeoutMs} ms` }));
     }, options.timeoutMs);

@@ -86,7 +86,7 @@ end;
 $$;
 
 -- Custom headers: at most 10, names are HTTP tokens (not the ones we set or that change the
--- request's framing), values printable without CR/LF, at most 1,000 characters each.
+-- request's framing), values printable ASCII (no CR/LF), at most 1,000 characters each.
 create or replace function app_private.check_webhook_headers(headers jsonb) returns jsonb
   language plpgsql immutable
   set search_path = pg_catalog, public
@@ -111,8 +111,8 @@ begin
     if lower(v_key) ~ '^(webhook-|host$|content-|transfer-encoding$|connection$|keep-alive$|upgrade$|te$|trailer$|expect$|proxy-|user-agent$|cookie$)' then
       perform app_hidden.raise_error('WEBHOOK_HEADERS_INVALID', format('The header %s is set by tenantbase and cannot be overridden.', v_key));
     end if;
-    if jsonb_typeof(v_value) <> 'string' or length(v_value #>> '{}') > 1000 or (v_value #>> '{}') ~ '[\x00-\x08\x0a-\x1f\x7f]' then
-      perform app_hidden.raise_error('WEBHOOK_HEADERS_INVALID', 'A header value is a string of at most 1,000 printable characters (no line breaks).');
+    if jsonb_typeof(v_value) <> 'string' or length(v_value #>> '{}') > 1000 or (v_value #>> '{}') !~ '^[\x20-\x7e\t]*$' then
+      perform app_hidden.raise_error('WEBHOOK_HEADERS_INVALID', 'A header value is a string of at most 1,000 printable ASCII characters (no line breaks).');
     end if;
   end loop;
   return headers;

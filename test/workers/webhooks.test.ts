@@ -283,3 +283,15 @@ test("a starting worker hands its settings to SQL, so creation refuses what deli
   // under jest NODE_ENV=test: http allowed; WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true here
   expect((await db.owner.query("select allow_http, allow_private_addresses from app_private.webhook_settings")).rows).toEqual([{ allow_http: true, allow_private_addresses: true }]);
 });
+
+test("one endpoint receives its messages one at a time, in the order they were written", async () => {
+  const ep = await endpoint(t.b.admin, t.b.org.id, "/ordered", ["credits.low_balance"]);
+  const ids: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    ids.push((await db.owner.query("select app_private.emit_webhook_event($1, 'credits.low_balance', jsonb_build_object('balance', $2::int, 'threshold', 10)) as id", [t.b.org.id, i])).rows[0].id);
+  }
+  await work();
+  expect(at("/ordered").map((r) => r.id)).toEqual(ids);
+  expect(receiver.maxInFlight.get("/ordered")).toBe(1);
+  await db.queryAs(t.b.admin, "select app_public.delete_webhook_endpoint($1)", [ep.id]);
+});

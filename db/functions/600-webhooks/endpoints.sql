@@ -191,6 +191,8 @@ begin
         jsonb_build_object('limit', v_plan.max_webhook_endpoints));
     end if;
   end if;
+  -- create/delete cycles are bounded too (each creation is a secret, an audit row, a test quota)
+  perform app_private.consume_hourly_quota(create_webhook_endpoint.organization_id, 'webhookEndpointsCreatedPerHour', 30, 'webhook endpoints created');
   insert into app_public.webhook_endpoints (organization_id, url, description, event_types, headers, header_names)
   values (create_webhook_endpoint.organization_id, create_webhook_endpoint.url, btrim(coalesce(create_webhook_endpoint.description, '')),
           app_private.check_webhook_event_types(create_webhook_endpoint.event_types),

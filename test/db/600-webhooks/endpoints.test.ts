@@ -149,3 +149,21 @@ test("the plan bounds the endpoints of an organization (WEBHOOK_ENDPOINT_LIMIT_R
   await create(t.b.admin, org, "https://hooks.example.com/2");
   expect(await codeOf(create(t.b.admin, org, "https://hooks.example.com/3"))).toBe("WEBHOOK_ENDPOINT_LIMIT_REACHED");
 });
+
+test("creating and deleting endpoints in a loop stops at 30 creations an hour (QUOTA_EXCEEDED)", async () => {
+  await db.owner.query("update app_public.plans set max_webhook_endpoints = null where id = 'free'");
+  const org = t.b.org.id;
+  let code: string | null = null;
+  let made = 0;
+  for (let i = 0; i < 40 && code === null; i++) {
+    try {
+      const { rows } = await create(t.b.admin, org, `https://hooks.example.com/cycle-${i}`);
+      made++;
+      await db.queryAs(t.b.admin, "select app_public.delete_webhook_endpoint($1)", [rows[0].id]);
+    } catch (error: any) {
+      code = error.detail;
+    }
+  }
+  expect(code).toBe("QUOTA_EXCEEDED");
+  expect(made).toBeLessThanOrEqual(30);
+});

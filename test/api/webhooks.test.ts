@@ -3,6 +3,14 @@
 // cannot manage; another organization sees nothing; the catalog is public; SSRF and header
 // injection are refused with their codes.
 
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import pg from "pg";
+import { buildSchema, Kind, parse, print, validate, type OperationDefinitionNode } from "graphql";
+import { Logger, runOnce } from "graphile-worker";
+import { projectRoot } from "../../core/paths.ts";
+import { taskList } from "../../workers/tasks/index.ts";
+import { startReceiver } from "../helpers/webhook-receiver.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { twoTenants } from "../helpers/fixtures.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -71,4 +79,82 @@ test("the event catalog is public", async () => {
   const { data } = await server.graphql(`{ webhookEventTypes { nodes { name version description payloadSchema } } }`, {}, null);
   expect(data.webhookEventTypes.nodes.map((n: { name: string }) => n.name)).toContain("generation.completed");
   expect(data.webhookEventTypes.nodes[0].payloadSchema).toMatchObject({ type: "object" });
+});
+
+const text = readFileSync(path.join(projectRoot, "test", "operations", "outbound-webhooks", "outbound-webhooks.graphql"), "utf8");
+const operations = Object.fromEntries(
+  parse(text).definitions
+    .filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)
+    .map((d) => [d.name!.value, print(d)]),
+);
+const run = (name: string, variables: Record<string, unknown>, as: any) => {
+  expect(operations[name]).toBeDefined();
+  return server.graphql(operations[name], variables, as);
+};
+
+test("the documented operations are valid against schema.graphql", () => {
+  const schema = buildSchema(readFileSync(path.join(projectRoot, "schema.graphql"), "utf8"));
+  expect(validate(schema, parse(text)).map((e) => e.message)).toEqual([]);
+});
+
+test("the documented operations, end to end: create, a real delivery, the log, rotate, test, disable/enable with recovery, replay", async () => {
+  const saved = process.env.WEBHOOK_ALLOW_PRIVATE_ADDRESSES;
+  process.env.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = "true";
+  await db.owner.query("update app_private.webhook_settings set allow_http = true, allow_private_addresses = true");
+  const receiver = await startReceiver();
+  const pool = new pg.Pool({ connectionString: db.ownerUrl, max: 3 });
+  pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
+  const logger = new Logger(() => () => {});
+  const work = async () => {
+    for (let i = 0; i < 100; i++) {
+      await runOnce({ pgPool: pool, taskList, concurrency: 2, noHandleSignals: true, logger });
+      const { rows } = await db.owner.query("select count(*)::int as n from graphile_worker.jobs where run_at <= now()");
+      if (rows[0].n === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  try {
+    const created = await run("CreateWebhookEndpoint", { organizationId: t.b.org.id, url: receiver.url("/ops"), description: "Ops", eventTypes: ["member.role_changed"], headers: { "X-Env": "test" } }, t.b.admin);
+    expect(created.errors).toBeUndefined();
+    const { secret, webhookEndpoint } = created.data.createWebhookEndpoint;
+    receiver.verifyWith(secret);
+    await db.queryAs(t.b.owner, "select app_public.change_member_role($1, $2, 'admin')", [t.b.org.id, t.b.member.userId]);
+    await work();
+    expect(receiver.received.map((r) => r.verifiedBy)).toEqual([[secret]]);
+
+    const log = await run("WebhookDeliveryLog", { endpointId: webhookEndpoint.id }, t.b.member);
+    const [delivery] = log.data.webhookDeliveries.nodes;
+    expect(delivery).toMatchObject({ status: "succeeded", attemptCount: 1, message: { eventType: "member.role_changed" } });
+    expect(delivery.attempts.nodes).toEqual([expect.objectContaining({ statusCode: 200, responseBody: "ok", error: null })]);
+    expect((await run("WebhookEndpoints", {}, t.b.member)).data.webhookEndpoints.nodes[0]).toMatchObject({ id: webhookEndpoint.id, headerNames: ["X-Env"] });
+    expect((await run("WebhookEventTypes", {}, null)).data.webhookEventTypes.nodes.length).toBeGreaterThanOrEqual(14);
+
+    const rotated = (await run("RotateWebhookSecret", { id: webhookEndpoint.id }, t.b.admin)).data.rotateWebhookSecret.secret;
+    receiver.verifyWith(secret, rotated);
+    expect((await run("SendTestWebhook", { id: webhookEndpoint.id }, t.b.admin)).data.sendTestWebhook.webhookDelivery.status).toBe("pending");
+    await work();
+    expect(receiver.received[1].verifiedBy).toEqual([secret, rotated]);
+
+    // disabled while a change happens; enabling with recover sends it
+    await server.graphql(`mutation ($id: UUID!) { disableWebhookEndpoint(input: { id: $id }) { webhookEndpoint { id } } }`, { id: webhookEndpoint.id }, t.b.admin);
+    await db.queryAs(t.b.owner, "select app_public.change_member_role($1, $2, 'member')", [t.b.org.id, t.b.member.userId]);
+    await work();
+    expect(receiver.received).toHaveLength(2);
+    expect((await run("EnableWebhookEndpoint", { id: webhookEndpoint.id, recover: true }, t.b.admin)).data.enableWebhookEndpoint.webhookEndpoint.disabledAt).toBeNull();
+    await work();
+    expect(JSON.parse(receiver.received[2].body).data).toMatchObject({ new_role: "member" });
+
+    const replayed = await run("ReplayWebhookMessage", { id: delivery.message.id }, t.b.admin);
+    expect(replayed.data.replayWebhookMessage.queued).toBe(1);
+    await work();
+    expect(receiver.received[3].id).toBe(delivery.message.id);
+    const recovered = await run("RecoverWebhookEndpoint", { id: webhookEndpoint.id, since: new Date(Date.now() - 3600_000).toISOString() }, t.b.admin);
+    expect(recovered.data.recoverWebhookEndpoint.queued).toBe(0);
+  } finally {
+    if (saved === undefined) delete process.env.WEBHOOK_ALLOW_PRIVATE_ADDRESSES;
+    else process.env.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = saved;
+    await receiver.close();
+    await pool.end();
+  }
 });

@@ -58,7 +58,7 @@ begin
 end;
 $$;
 comment on function app_public.replay_webhook_message(uuid) is
-  'Sends a message again, with the same webhook-id, to the enabled endpoints it was sent to (admins and owners). Returns how many deliveries were queued.';
+  E'@resultFieldName queued\nSends a message again, with the same webhook-id, to the enabled endpoints it was sent to (admins and owners). Returns how many deliveries were queued.';
 
 -- The deliveries an endpoint has not received since `since`: messages it wants that were never
 -- sent to it (it was disabled, or did not exist yet) or whose delivery failed, oldest first, at
@@ -109,4 +109,4 @@ begin
 end;
 $$;
 comment on function app_public.recover_webhook_endpoint(uuid, timestamptz) is
-  'Sends the endpoint every message since `since` (within 30 days) it wants and has not received, oldest first, with their original webhook-id (admins and owners; at most 10,000 a call). Returns how many.';
+  E'@resultFieldName queued\nSends the endpoint every message since `since` (within 30 days) it wants and has not received, oldest first, with their original webhook-id (admins and owners; at most 10,000 a call). Returns how many.';

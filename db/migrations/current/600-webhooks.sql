@@ -164,3 +164,12 @@ create table if not exists app_private.webhook_attempt_leases (
 );
 -- (the worker's read of a delivery now takes a lease: new arguments and a busy column)
 drop function if exists app_private.webhook_delivery_to_send(uuid, uuid);
+
+-- GraphQL names of the relations: delivery.message, delivery.endpoint, delivery.attempts,
+-- message.deliveries, endpoint.deliveries, attempt.delivery.
+comment on constraint webhook_deliveries_message_fkey on app_public.webhook_deliveries is
+  E'@fieldName message\n@foreignFieldName deliveries';
+comment on constraint webhook_deliveries_endpoint_fkey on app_public.webhook_deliveries is
+  E'@fieldName endpoint\n@foreignFieldName deliveries';
+comment on constraint webhook_attempts_delivery_fkey on app_public.webhook_attempts is
+  E'@fieldName delivery\n@foreignFieldName attempts';

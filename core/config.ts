@@ -77,6 +77,28 @@ export interface Config {
   trustedDocuments: TrustedDocumentsConfig;
   /** Sign-in providers (OpenID Connect issuers, GitHub): see signInConfig. */
   signIn: SignInConfig;
+  /** Outbound webhooks: retry schedule, timeouts, what addresses endpoints may reach. */
+  outboundWebhooks: OutboundWebhooksConfig;
+}
+
+/** Outbound webhooks (docs/outbound-webhooks.md); read by the delivery task when it runs. */
+export interface OutboundWebhooksConfig {
+  /** Seconds to wait before each retry after a failed attempt (the first attempt is immediate). */
+  retryScheduleSeconds: number[];
+  /** Each wait is moved by up to this percentage, either way. */
+  retryJitterPercent: number;
+  /** One request's whole time (connect, send, answer). */
+  timeoutMs: number;
+  /** Longest Retry-After honoured after a 429 or 503 (longer ones are cut to it). */
+  maxRetryAfterSeconds: number;
+  /** An endpoint failing every attempt for this long is disabled (its admins are emailed). */
+  disableAfterFailingHours: number;
+  /** Requests one organization may have in flight across all workers (leases in SQL); more wait their turn. */
+  maxInFlightPerOrganization: number;
+  /** Development and tests only: endpoints may be private, loopback, link-local addresses. */
+  allowPrivateAddresses: boolean;
+  /** http:// URLs (outside production only). */
+  allowHttp: boolean;
 }
 
 /** Who may still send GraphQL text when TRUSTED_DOCUMENTS=only. */
@@ -400,6 +422,39 @@ export function loadConfig(env: Env = process.env): Config {
     stripeWebhook: stripeWebhookLimits(env),
     trustedDocuments: trustedDocumentsConfig(env),
     signIn: signInConfig(env),
+    outboundWebhooks: outboundWebhooksConfig(env),
+  };
+}
+
+/** The defaults of WEBHOOK_RETRY_SCHEDULE: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (Standard Webhooks / Svix). */
+export const DEFAULT_WEBHOOK_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
+
+export function outboundWebhooksConfig(env: Env = process.env): OutboundWebhooksConfig {
+  const isProduction = (read(env, "NODE_ENV") ?? "development") === "production";
+  const schedule = read(env, "WEBHOOK_RETRY_SCHEDULE");
+  let retryScheduleSeconds = DEFAULT_WEBHOOK_RETRY_SCHEDULE;
+  if (schedule !== null && /^none$/i.test(schedule)) {
+    retryScheduleSeconds = [];
+  } else if (schedule !== null) {
+    const items = schedule.split(",").map((item) => item.trim());
+    if (items.length > 20 || items.some((item) => !/^\d{1,6}$/.test(item))) {
+      throw new ConfigError(`WEBHOOK_RETRY_SCHEDULE must be up to 20 comma-separated waits in seconds (e.g. 5,300,1800), got "${schedule}"`);
+    }
+    retryScheduleSeconds = items.map(Number);
+  }
+  const allowPrivateAddresses = bool(env, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", false);
+  if (allowPrivateAddresses && isProduction) {
+    throw new ConfigError("WEBHOOK_ALLOW_PRIVATE_ADDRESSES is for development and tests only; it cannot be on when NODE_ENV=production");
+  }
+  return {
+    retryScheduleSeconds,
+    retryJitterPercent: integer(env, "WEBHOOK_RETRY_JITTER_PERCENT", 20, 0, 50),
+    timeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 15_000, 100, 60_000),
+    maxRetryAfterSeconds: integer(env, "WEBHOOK_MAX_RETRY_AFTER_SECONDS", 3600, 1, 86400),
+    disableAfterFailingHours: integer(env, "WEBHOOK_DISABLE_AFTER_FAILING_HOURS", 120, 1, 24 * 90),
+    maxInFlightPerOrganization: integer(env, "WEBHOOK_MAX_IN_FLIGHT_PER_ORGANIZATION", 2, 1, 100),
+    allowPrivateAddresses,
+    allowHttp: !isProduction,
   };
 }
 

@@ -10,6 +10,8 @@ import { taskList as defaultTaskList } from "./tasks/index.ts";
 import { attachOperations, graphileLogger, setOperationsContext, type OperationsContext } from "./operations.ts";
 import { rootLogger } from "../core/logger.ts";
 import { trackWorkerLiveness } from "./liveness.ts";
+import { outboundWebhooksConfig } from "../core/config.ts";
+import { writeWebhookSettings } from "./webhooks/settings.ts";
 
 export interface WorkerOptions {
   ownerUrl: string;
@@ -35,6 +37,7 @@ export function readCrontab(): string {
 
 export async function startWorker(options: WorkerOptions): Promise<Runner> {
   if (options.operations) setOperationsContext(options.operations);
+  await writeWebhookSettings(options.ownerUrl, outboundWebhooksConfig());
   const logger = options.operations?.logger ?? rootLogger();
   // Our own emitter, so the liveness lock is taken as soon as the pool exists (workers/liveness.ts).
   const events = new EventEmitter() as WorkerEvents;

@@ -22,6 +22,9 @@ import { sendCreditAlertEmail, SEND_CREDIT_ALERT_EMAIL_TASK } from "./send_credi
 import { noticeExpiringCreditGrants, NOTICE_EXPIRING_CREDIT_GRANTS_TASK } from "./notice_expiring_credit_grants.ts";
 import { autoTopUp, AUTO_TOP_UP_TASK } from "./auto_top_up.ts";
 import { sendAutoTopUpEmail, SEND_AUTO_TOP_UP_EMAIL_TASK } from "./send_auto_top_up_email.ts";
+import { deliverWebhook, DELIVER_WEBHOOK_TASK } from "./deliver_webhook.ts";
+import { pruneWebhookMessages, PRUNE_WEBHOOK_MESSAGES_TASK } from "./prune_webhook_messages.ts";
+import { webhookEndpointDisabledEmail, WEBHOOK_ENDPOINT_DISABLED_EMAIL_TASK } from "./webhook_endpoint_disabled_email.ts";
 
 export const taskList: TaskList = {
   [DB_BACKUP_TASK]: dbBackup,
@@ -43,4 +46,7 @@ export const taskList: TaskList = {
   [NOTICE_EXPIRING_CREDIT_GRANTS_TASK]: noticeExpiringCreditGrants,
   [AUTO_TOP_UP_TASK]: autoTopUp,
   [SEND_AUTO_TOP_UP_EMAIL_TASK]: sendAutoTopUpEmail,
+  [DELIVER_WEBHOOK_TASK]: deliverWebhook,
+  [PRUNE_WEBHOOK_MESSAGES_TASK]: pruneWebhookMessages,
+  [WEBHOOK_ENDPOINT_DISABLED_EMAIL_TASK]: webhookEndpointDisabledEmail,
 };

@@ -59,12 +59,24 @@ begin
     json_build_object('organizationId', organization_id, 'alertId', v_id),
     job_key => 'credit_alert:' || v_id::text,
     max_attempts => 10);
+  -- The same alert for the organization's outbound webhook endpoints (600-webhooks), in this
+  -- transaction: a spend that rolls back sends nothing.
+  perform app_private.emit_webhook_event(record_credit_alert.organization_id,
+    case record_credit_alert.kind when 'low_balance' then 'credits.low_balance'
+      when 'cap_used' then 'credits.cap_used' else 'credits.expiring' end,
+    case record_credit_alert.kind
+      when 'low_balance' then jsonb_build_object('alert_id', v_id, 'threshold_id', threshold_id,
+        'balance', available, 'threshold', balance_at_most)
+      when 'cap_used' then jsonb_build_object('alert_id', v_id, 'threshold_id', threshold_id, 'spend_cap_id', cap_id,
+        'percent', percent, 'used', cap_spent, 'limit', cap_limit, 'period', cap_period, 'resets_at', cap_resets_at)
+      else jsonb_build_object('alert_id', v_id, 'grant_id', grant_id, 'remaining', grant_remaining,
+        'expires_at', grant_expires_at) end);
   return v_id;
 end;
 $$;
 comment on function app_private.record_credit_alert(uuid, app_public.credit_alert_kind, uuid, bigint, bigint, uuid, smallint,
   bigint, bigint, app_public.credit_spend_cap_period, timestamptz, uuid, bigint, timestamptz) is
-  'Records a fired credit alert and queues its email job (the one writer of credit_alerts).';
+  'Records a fired credit alert, queues its email job and writes its webhook event (the one writer of credit_alerts).';
 
 -- The admins and owners an alert's email goes to: verified address, credit alert emails and
 -- email notifications on, in an organization that is not deleted.

@@ -118,3 +118,37 @@ test("an organization erased (the 30-day hard delete) takes its thresholds and a
     expect((await db.owner.query(`select count(*)::int as n from ${table} where organization_id = $1`, [a.org.id])).rows[0].n).toBe(0);
   }
 });
+
+test("each recorded alert is a webhook event for the organization's endpoints, in the same transaction", async () => {
+  const t = await twoTenants(db);
+  await db.queryAs(t.a.admin, "select app_public.create_webhook_endpoint($1, 'https://hooks.example.com/credits', '', '{credits.low_balance,credits.cap_used,credits.expiring}')", [t.a.org.id]);
+  const messages = () => db.owner.query(
+    `select event_type, payload from app_public.webhook_messages
+     where organization_id = $1 and event_type in ('credits.low_balance', 'credits.cap_used', 'credits.expiring') order by created_at, id`,
+    [t.a.org.id]).then((r) => r.rows);
+
+  // rolled back: neither the alert nor its event
+  const client = await db.owner.connect();
+  try {
+    await client.query("begin");
+    await client.query("select app_private.record_credit_alert($1, 'low_balance', balance_at_most => 10, available => 5)", [t.a.org.id]);
+    await client.query("rollback");
+  } finally {
+    client.release();
+  }
+  expect(await messages()).toEqual([]);
+
+  const low = (await db.owner.query(
+    "select app_private.record_credit_alert($1, 'low_balance', balance_at_most => 10, available => 5) as id", [t.a.org.id])).rows[0].id;
+  const { rows: grant } = await db.owner.query(
+    "select grant_id from app_private.grant_credits_as($1, 100, 'promotional', 'promo', '2030-01-08T00:00:00Z', null)", [t.a.org.id]);
+  const expiring = (await db.owner.query(
+    "select app_private.record_credit_alert($1, 'grant_expiring', grant_id => $2, grant_remaining => 100, grant_expires_at => '2030-01-08T00:00:00Z') as id",
+    [t.a.org.id, grant[0].grant_id])).rows[0].id;
+  expect(await messages()).toEqual([
+    { event_type: "credits.low_balance", payload: { alert_id: low, threshold_id: null, balance: 5, threshold: 10 } },
+    { event_type: "credits.expiring", payload: { alert_id: expiring, grant_id: grant[0].grant_id, remaining: 100, expires_at: "2030-01-08T00:00:00+00:00" } },
+  ]);
+  // the other organization, without endpoints, gets nothing of it
+  expect((await db.owner.query("select count(*)::int as n from app_public.webhook_messages where organization_id = $1", [t.b.org.id])).rows[0].n).toBe(0);
+});

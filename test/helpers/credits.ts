@@ -43,3 +43,14 @@ export function creditHelpers(getDb: () => TestDatabase) {
 
   return { account, ledgerCount, expectConsistent, emptyOrganization, reserve, capture, release };
 }
+
+/**
+ * Waits, if need be, until the UTC day has at least `margin` seconds left, so that a test's caps
+ * (days, weeks, months), alert periods, allowance and auto top-up month cannot turn under it.
+ */
+export async function awayFromTheDayTurn(db: TestDatabase, margin = 30): Promise<void> {
+  const { rows } = await db.owner.query(
+    "select extract(epoch from app_hidden.spend_cap_window_end('day', app_hidden.spend_cap_window_start('day', now())) - clock_timestamp()) as left");
+  const left = Number(rows[0].left);
+  if (left < margin) await new Promise((resolve) => setTimeout(resolve, (left + 1) * 1000));
+}

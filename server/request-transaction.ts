@@ -21,6 +21,7 @@
 import type pg from "pg";
 import * as pgAdaptor from "postgraphile/adaptors/pg";
 import { escapeLiteral } from "pg";
+import { chargeResponseBudget, checkResponseBudget, RESPONSE_BUDGET, type ResponseBudget } from "./graphql-limits.ts";
 
 type WithPgClient = ReturnType<typeof pgAdaptor.createWithPgClient>;
 
@@ -59,9 +60,14 @@ function requestWithPgClient(pool: pg.Pool): WithPgClient {
         await client.query("rollback").catch((e) => (broken = e));
         throw error;
       });
+      // An HTTP request's queries are counted against its response budget (server/graphql-limits.ts).
+      const budget = (pgSettings as { [RESPONSE_BUDGET]?: ResponseBudget })[RESPONSE_BUDGET];
       let result;
       try {
-        result = await pgAdaptor.makeWithPgClientViaPgClientAlreadyInTransaction(client, true)(null, callback);
+        result = await pgAdaptor.makeWithPgClientViaPgClientAlreadyInTransaction(client, true)(
+          null,
+          budget ? (pgClient: any) => callback(budgeted(pgClient, budget)) : callback,
+        );
       } catch (error) {
         await client.query("rollback").catch((e) => (broken = e));
         throw error;
@@ -75,6 +81,21 @@ function requestWithPgClient(pool: pg.Pool): WithPgClient {
   }) as WithPgClient;
   withPgClient.release = () => {};
   return withPgClient;
+}
+
+/** The adaptor's client, with each query's rows (in savepoints too) charged to the request's response budget. */
+function budgeted(pgClient: any, budget: ResponseBudget): any {
+  return Object.assign(Object.create(pgClient), {
+    async query(...args: any[]) {
+      checkResponseBudget(budget);
+      const result = await pgClient.query(...args);
+      chargeResponseBudget(budget, result.rows);
+      return result;
+    },
+    withTransaction(callback: (client: any) => any) {
+      return pgClient.withTransaction((inner: any) => callback(budgeted(inner, budget)));
+    },
+  });
 }
 
 /** makePgService, with the request transaction above for API requests. */

@@ -41,7 +41,6 @@ import {
   type ValidationRule,
 } from "postgraphile/graphql";
 import { SafeError } from "postgraphile/grafast";
-import { PgSelectStep, PgUnionAllStep } from "postgraphile/@dataplan/pg";
 
 export interface GraphQLLimits {
   /** Deepest field nesting, e.g. `{ a { b { c } } }` is 3. */
@@ -858,9 +857,13 @@ export function documentLimitsPlugin(limits: DocumentTextLimits & Pick<GraphQLLi
 // The response budget. Within the cost limit a response could still be huge (20 aliases × 200
 // generations × 64 KB of metadata was 258 MB, built in memory before a byte was sent). Two
 // checks, one code (RESPONSE_TOO_LARGE), and the data is dropped rather than sent in part:
-// - while executing: the text each database step returns is added up per request, and past the
-//   budget the next step fails at once, so the server stops fetching after about one query's
-//   worth past the budget instead of after all of them;
+// - while executing: the text each database query of the request returns is added up, and past
+//   the budget the next query fails at once, so the server stops fetching after about one
+//   query's worth past the budget instead of after all of them. This is counted where the
+//   request's queries run (server/request-transaction.ts, with the budget the HTTP request's
+//   context carries, responseBudget() below), not in a grafast executeStep middleware: any such
+//   middleware sends every step of every request through graphile-config's middleware runner,
+//   which cost 75–108 µs of server CPU per list request (bench:api, docs/benchmarks.md);
 // - at the end: the response's data (grafast writes it as JSON text) is measured.
 
 const RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE";
@@ -903,35 +906,37 @@ function hasCode(errors: readonly GraphQLError[] | undefined, code: string): boo
   return (errors ?? []).some((error) => error.extensions?.code === code || (error.originalError as { extensions?: { code?: unknown } } | undefined)?.extensions?.code === code);
 }
 
+/** Where an HTTP request's context keeps its response budget (in its pgSettings; never sent as a setting). */
+export const RESPONSE_BUDGET = Symbol("tenantbase:responseBudget");
+
+export interface ResponseBudget {
+  maxResponseBytes: number;
+  bytes: number;
+}
+
+/** A fresh budget for one request (server/preset.ts puts it in the request's pgSettings). */
+export function responseBudget(maxResponseBytes: number): ResponseBudget {
+  return { maxResponseBytes, bytes: 0 };
+}
+
+/** Before a query of the request: refused once the budget is spent. */
+export function checkResponseBudget(budget: ResponseBudget): void {
+  if (budget.bytes > budget.maxResponseBytes) throw new ResponseTooLarge(budget.maxResponseBytes);
+}
+
+/** After a query of the request: its rows' text counted against the budget. */
+export function chargeResponseBudget(budget: ResponseBudget, rows: unknown): void {
+  budget.bytes += textSize(rows, budget.maxResponseBytes * 2);
+  checkResponseBudget(budget);
+}
+
 export function responseLimitPlugin(limits: Pick<GraphQLLimits, "maxResponseBytes">): GraphileConfig.Plugin {
   const { maxResponseBytes } = limits;
-  const fetched = new WeakMap<object, { bytes: number }>();
   return {
     name: "TenantbaseResponseLimitPlugin",
     version: "1.0.0",
     grafast: {
       middleware: {
-        executeStep(next, event) {
-          // Only what comes from the database: other steps derive their values from these rows.
-          if (!(event.step instanceof PgSelectStep || event.step instanceof PgUnionAllStep)) return next();
-          // A subscription runs its steps again for every event, for as long as it lasts: each
-          // event's payload is small and bounded by its own document, not by this sum.
-          if (event.step.operationPlan.operation.operation === "subscription") return next();
-          let account = fetched.get(event.args);
-          if (!account) {
-            account = { bytes: 0 };
-            fetched.set(event.args, account);
-          }
-          if (account.bytes > maxResponseBytes) throw new ResponseTooLarge(maxResponseBytes);
-          const counted = account;
-          const measure = (results: unknown) => {
-            counted.bytes += textSize(results, maxResponseBytes * 2);
-            if (counted.bytes > maxResponseBytes) throw new ResponseTooLarge(maxResponseBytes);
-            return results;
-          };
-          const results = next();
-          return (isPromiseLike(results) ? Promise.resolve(results).then(measure) : measure(results)) as typeof results;
-        },
         async execute(next) {
           const result = await next();
           if (result == null || typeof result !== "object" || Symbol.asyncIterator in result) return result;
@@ -947,6 +952,3 @@ export function responseLimitPlugin(limits: Pick<GraphQLLimits, "maxResponseByte
   };
 }
 
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return value != null && typeof (value as { then?: unknown }).then === "function";
-}

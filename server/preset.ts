@@ -18,7 +18,7 @@ import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
 import { clientSettings } from "./client-origin.ts";
 import type { StripeConfig } from "../core/stripe-config.ts";
 import { RealtimePlugin } from "./realtime/plugin.ts";
-import { documentLimitsPlugin, responseLimitPlugin, type GraphQLLimits } from "./graphql-limits.ts";
+import { documentLimitsPlugin, responseBudget, responseLimitPlugin, RESPONSE_BUDGET, type GraphQLLimits } from "./graphql-limits.ts";
 import type { Realtime } from "./realtime/websockets.ts";
 import { callerOf, trustedDocumentsPlugin, type TrustedDocuments } from "./trusted-documents.ts";
 
@@ -173,6 +173,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
             ...clientSettings(req),
             ...timeouts,
             ...(req?.pgApplicationName ? { application_name: req.pgApplicationName } : {}),
+            // what this request's queries may return in all (a symbol: never sent as a setting)
+            [RESPONSE_BUDGET]: responseBudget(options.limits.maxResponseBytes),
           },
         };
       },

@@ -126,3 +126,19 @@ export function printBreakdown(title: string, breakdown: CpuBreakdown, requests:
     console.log(`  ${bucket.padEnd(58)} ${(share * perRequest).toFixed(0).padStart(8)} ${(share * 100).toFixed(1).padStart(6)}%`);
   }
 }
+
+/**
+ * The same breakdown for several servers under the same load, side by side (µs of CPU per
+ * request by part), with the difference between the first two: where the first spends what the
+ * second does not.
+ */
+export function printBreakdowns(title: string, servers: { label: string; breakdown: CpuBreakdown; requests: number; cpuMicros: number }[]): void {
+  console.log(`\n${title}`);
+  const perRequest = servers.map((s) => s.cpuMicros / s.requests);
+  const head = servers.map((s) => s.label.slice(0, 12).padStart(12)).join(" ");
+  console.log(`  ${"µs of server CPU per request".padEnd(58)} ${head} ${servers.length > 1 ? "difference".padStart(11) : ""}`);
+  const row = (label: string, values: number[]) =>
+    console.log(`  ${label.padEnd(58)} ${values.map((v) => v.toFixed(0).padStart(12)).join(" ")} ${values.length > 1 ? (values[0] - values[1]).toFixed(0).padStart(11) : ""}`);
+  for (const bucket of BUCKETS) row(bucket, servers.map((s, i) => (s.breakdown.byBucket.get(bucket)! / s.breakdown.busyMs) * perRequest[i]));
+  row("total (process.cpuUsage)", perRequest);
+}

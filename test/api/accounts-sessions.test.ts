@@ -33,6 +33,20 @@ async function signInWithAgent(email: string, password: string, agent: string): 
   return ((await response.json()) as any).data.authenticate.jwtToken;
 }
 
+// The request's settings reach SQL as escaped literals in the statement that opens its
+// transaction (server/request-transaction.ts): a user agent written to break out of one arrives
+// byte for byte, and changes nothing else.
+test("a user agent with quotes, backslashes and SQL arrives intact (the request start escapes every setting)", async () => {
+  const ada = await register(server);
+  const agent = `Evil'); select set_config('role', 'app_owner', true); -- \\' E'\\x27 $$ \\$q$ "quoted"`;
+  const token = await signInWithAgent(ada.email, ada.password, agent);
+  const r = await server.graphql(SESSIONS, {}, token);
+  expect(r.errors).toBeUndefined();
+  expect(r.data.mySessions.find((s: any) => s.current).userAgent).toBe(agent);
+  const me = await server.graphql(ME, {}, token);
+  expect(me.data.currentUser.id).toBe(ada.userId);
+});
+
 test("mySessions lists my live sessions, newest first, the current one marked, with their user agents", async () => {
   const ada = await register(server);
   const phone = await signInWithAgent(ada.email, ada.password, "Phone/1.0");

@@ -197,6 +197,28 @@ describe("bearer tokens", () => {
     await expectInvalid(`Bearer ${own}`);
   });
 
+  test("logout takes effect on the very next request: a tenant query with the token is refused, the user's other session goes on", async () => {
+    const address = email();
+    const registered = await server.graphql(REGISTER, { email: address, password: "long enough", name: "Two" });
+    const first = registered.data.register.jwtToken;
+    const second = (await server.graphql(AUTHENTICATE, { email: address, password: "long enough" })).data.authenticate.jwtToken;
+    const created = await server.graphql(`mutation { createOrganization(input: { name: "Next Request" }) { organization { id } } }`, {}, first);
+    const organizationId = created.data.createOrganization.organization.id;
+    const LIST = `{ organizations { nodes { id } } }`;
+    expect((await server.graphql(LIST, {}, first)).data.organizations.nodes).toEqual([{ id: organizationId }]);
+    expect((await server.graphql(`mutation { logout(input: {}) { success } }`, {}, first)).data.logout.success).toBe(true);
+    // the very next request with the logged-out token, a tenant query: 401, no data
+    const next = await fetch(`${server.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${first}` },
+      body: JSON.stringify({ query: LIST }),
+    });
+    expect(next.status).toBe(401);
+    expect(await next.json()).toEqual({ errors: [{ message: expect.any(String), extensions: { code: "INVALID_TOKEN" } }] });
+    // the same user's other session is untouched
+    expect((await server.graphql(LIST, {}, second)).data.organizations.nodes).toEqual([{ id: organizationId }]);
+  });
+
   test("a role claim cannot escalate: the server always uses app_user", async () => {
     const forged = sign({ ...base(), role: "app_owner", exp: claims.exp });
     const response = await server.graphql(`{ users { nodes { id } } }`, {}, forged);

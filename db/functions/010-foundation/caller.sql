@@ -33,24 +33,35 @@ comment on function app_hidden.current_api_key_id() is 'The API key the request 
 -- Live: not revoked, not past its expiry, and used within the idle timeout
 -- (account_settings.session_idle_timeout, see sessions.sql). Volatile: it also records the use
 -- (last_used_at, at most once a minute, so a busy session writes once a minute, not per request).
+-- Every request runs it (app_hidden.start_request): one query, which reads the idle timeout from
+-- the settings row itself rather than through app_private.account_settings(), whose whole row
+-- (attempt_limits is a large jsonb) cost more than the session lookup; and recording the use
+-- never waits for a lock.
 create or replace function app_hidden.session_is_live(session_id uuid, user_id uuid) returns boolean
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
 declare
   v_last_used_at timestamptz;
+  v_idle_timeout interval;
 begin
-  select s.last_used_at into v_last_used_at from app_private.sessions s
+  select s.last_used_at, a.session_idle_timeout into v_last_used_at, v_idle_timeout
+  from app_private.sessions s, app_private.account_settings a
   where s.id = session_is_live.session_id
     and s.user_id = session_is_live.user_id
     and s.revoked_at is null
-    and s.expires_at > now();
-  if v_last_used_at is null or v_last_used_at <= now() - (app_private.account_settings()).session_idle_timeout then
+    and s.expires_at > now()
+    and a.id;
+  if v_last_used_at is null or v_last_used_at <= now() - v_idle_timeout then
     return false;
   end if;
   if v_last_used_at < now() - interval '1 minute' then
+    -- Skip a row another transaction holds (another request of the same session is recording
+    -- the use right now): waiting for it would hold this request for the whole of that one's.
     update app_private.sessions s set last_used_at = now()
-    where s.id = session_is_live.session_id and s.last_used_at < now() - interval '1 minute';
+    where s.id = (select t.id from app_private.sessions t
+                  where t.id = session_is_live.session_id and t.last_used_at < now() - interval '1 minute'
+                  for update skip locked);
   end if;
   return true;
 end;

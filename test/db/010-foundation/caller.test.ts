@@ -95,6 +95,41 @@ test("session_is_live: the user's own session, not revoked, not expired", async 
   await expect(db.queryAs(cast.a.member, "select app_hidden.session_is_live($1, $2)", [user.sessionId, user.userId])).rejects.toMatchObject({ code: "42501" });
 });
 
+test("session_is_live records the use at most once a minute, and never waits for another request of the same session doing so", async () => {
+  const user = await createUser(db);
+  const lastUsed = async () =>
+    (await db.owner.query("select last_used_at from app_private.sessions where id = $1", [user.sessionId])).rows[0].last_used_at as Date;
+  await db.owner.query("update app_private.sessions set last_used_at = now() - interval '2 minutes' where id = $1", [user.sessionId]);
+  const before = await lastUsed();
+  // Request A records the use and holds the row until it ends.
+  const a = await db.auth.connect();
+  const b = await db.auth.connect();
+  try {
+    await a.query("begin");
+    await a.query("select set_config('role', 'app_user', true), set_config('jwt.claims.user_id', $1, true), set_config('jwt.claims.session_id', $2, true)", [user.userId, user.sessionId]);
+    await a.query("select app_hidden.start_request()");
+    // Request B of the same session, meanwhile: it would wait for A's whole transaction on the
+    // row lock; it goes on instead (lock_timeout turns a wait into an error here).
+    await b.query("begin");
+    await b.query("select set_config('role', 'app_user', true), set_config('jwt.claims.user_id', $1, true), set_config('jwt.claims.session_id', $2, true), set_config('lock_timeout', '2s', true)", [user.userId, user.sessionId]);
+    await b.query("select app_hidden.start_request()");
+    const { rows } = await b.query("select current_setting('tenantbase.organization_ids') as ids");
+    expect(rows[0].ids).toBe("{}");
+    await b.query("commit");
+    await a.query("commit");
+  } finally {
+    await a.query("rollback").catch(() => {});
+    await b.query("rollback").catch(() => {});
+    a.release();
+    b.release();
+  }
+  const after = await lastUsed();
+  expect(after.getTime()).toBeGreaterThan(before.getTime());
+  // used again within the minute: not written again
+  await db.queryAs(user, "select 1");
+  expect((await lastUsed()).getTime()).toBe(after.getTime());
+});
+
 test("current_user_organization_ids: a user's organizations at each role, without deleted ones", async () => {
   const ids = (who: any) =>
     db.queryAs(who, `select app_public.current_user_organization_ids() as m, app_public.current_user_organization_ids('admin') as a,

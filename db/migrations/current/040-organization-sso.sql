@@ -69,3 +69,8 @@ alter table app_private.sign_in_flows add column if not exists sso_connection_id
 create index if not exists sign_in_flows_sso_connection_id_idx on app_private.sign_in_flows (sso_connection_id);
 alter table app_private.sign_in_codes add column if not exists sso_connection_id uuid references app_public.sso_connections (id) on delete cascade;
 create index if not exists sign_in_codes_sso_connection_id_idx on app_private.sign_in_codes (sso_connection_id);
+
+comment on index app_public.sso_domains_verified_domain_key is
+  'global-unique: a domain is verified by one organization at most (sso_domains is a reference table on Citus).';
+comment on index app_public.sso_connections_id_key is
+  'global-unique: sessions, flows and codes point at a connection by its id (sso_connections is a reference table on Citus).';

@@ -33,6 +33,7 @@ create table if not exists app_public.sso_domains (
 comment on table app_public.sso_domains is
   E'@behavior -insert -update -delete\nAn email domain the organization claims for SSO; verified by a DNS TXT record (addSsoDomain, verifySsoDomain, removeSsoDomain).';
 create index if not exists sso_domains_id_idx on app_public.sso_domains (id);
+comment on constraint sso_domains_organization_domain_key on app_public.sso_domains is E'@behavior -single';
 create unique index if not exists sso_domains_verified_domain_key on app_public.sso_domains (domain) where verified_at is not null;
 
 -- The organization's OpenID Connect connection (one per organization). The client secret is kept
@@ -53,7 +54,7 @@ create table if not exists app_public.sso_connections (
   constraint sso_connections_secret_check check (length(client_secret_encrypted) between 29 and 2000)
 );
 comment on table app_public.sso_connections is
-  E'@behavior -insert -update -delete\nThe organization''s OpenID Connect connection for SSO; its client secret is write-only.';
+  E'@name sso_provider\n@behavior -insert -update -delete\nThe organization''s OpenID Connect connection for SSO (SsoProvider in GraphQL: a type named ...Connection would read as a list); its client secret is write-only.';
 comment on column app_public.sso_connections.client_secret_encrypted is E'@behavior -*\nEncrypted; never readable through the API.';
 create unique index if not exists sso_connections_id_key on app_public.sso_connections (id);
 

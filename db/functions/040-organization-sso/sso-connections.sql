@@ -16,7 +16,7 @@ create or replace function app_hidden.set_sso_connection(
   set search_path = pg_catalog, public
 as $$
 declare
-  v_issuer text := rtrim(btrim(coalesce(set_sso_connection.issuer, '')), '/');
+  v_issuer text := btrim(coalesce(set_sso_connection.issuer, ''));
   v_client_id text := btrim(coalesce(set_sso_connection.client_id, ''));
   v_row app_public.sso_connections;
 begin

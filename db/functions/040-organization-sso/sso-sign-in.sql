@@ -22,7 +22,7 @@ declare
 begin
   select c.* into v_connection from app_public.sso_connections c where c.id = sign_in_with_sso.connection_id;
   select o.* into v_org from app_public.organizations o where o.id = v_connection.organization_id and o.deleted_at is null;
-  if v_connection.id is null or v_org.id is null or sign_in_with_sso.issuer is distinct from v_connection.issuer then
+  if v_connection.id is null or v_org.id is null or rtrim(sign_in_with_sso.issuer, '/') is distinct from rtrim(v_connection.issuer, '/') then
     perform app_hidden.raise_error('SIGN_IN_FAILED', 'This SSO connection no longer exists.');
   end if;
   if v_email is null or not exists (
@@ -66,3 +66,55 @@ end;
 $$;
 comment on function app_private.issue_sso_sign_in_code(uuid, uuid) is
   'A sign-in code whose session will record the SSO connection it came through.';
+
+-- The SSO flow: section 1's flow (state, nonce, PKCE verifier, this browser, ten minutes, the
+-- sign_in_flow attempt limit) under the provider name 'sso', recording the connection it runs
+-- against so that the callback talks to that organization's issuer only.
+create or replace function app_private.start_sso_sign_in_flow(connection_id uuid, browser_secret text, redirect_url text)
+  returns table (state text, nonce text, code_verifier text)
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_flow record;
+begin
+  if not exists (select 1 from app_public.sso_connections c where c.id = start_sso_sign_in_flow.connection_id) then
+    perform app_hidden.raise_error('SIGN_IN_FAILED', 'This SSO connection no longer exists.');
+  end if;
+  select f.* into v_flow from app_private.start_sign_in_flow('sso', start_sso_sign_in_flow.browser_secret,
+    start_sso_sign_in_flow.redirect_url, null) f;
+  update app_private.sign_in_flows f set sso_connection_id = start_sso_sign_in_flow.connection_id
+  where f.state_hash = digest(v_flow.state, 'sha256');
+  return query select v_flow.state, v_flow.nonce, v_flow.code_verifier;
+end;
+$$;
+comment on function app_private.start_sso_sign_in_flow(uuid, text, text) is
+  'Starts a sign-in flow against an organization''s SSO connection.';
+
+-- After the connection's issuer answered and its ID token was checked: once per flow, the account
+-- (sign_in_with_sso), then the one-time code whose session records the connection.
+create or replace function app_private.complete_sso_sign_in_flow(
+  flow_id uuid, issuer text, subject text, email text, email_verified boolean, name text
+) returns text
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public
+as $$
+declare
+  v_flow app_private.sign_in_flows;
+  v_identity_id uuid;
+begin
+  update app_private.sign_in_flows f set completed_at = now()
+  where f.id = complete_sso_sign_in_flow.flow_id and f.used_at is not null and f.completed_at is null
+    and f.expires_at > now() and f.sso_connection_id is not null
+  returning * into v_flow;
+  if not found then
+    perform app_hidden.raise_error('SIGN_IN_FLOW_INVALID', 'This sign-in expired or was already used; start again.');
+  end if;
+  v_identity_id := app_private.sign_in_with_sso(v_flow.sso_connection_id, complete_sso_sign_in_flow.issuer,
+    complete_sso_sign_in_flow.subject, complete_sso_sign_in_flow.email, complete_sso_sign_in_flow.email_verified,
+    complete_sso_sign_in_flow.name);
+  return app_private.issue_sso_sign_in_code(v_identity_id, v_flow.sso_connection_id);
+end;
+$$;
+comment on function app_private.complete_sso_sign_in_flow(uuid, text, text, text, boolean, text) is
+  'Completes an SSO flow once: the account (JIT within the organization''s verified domains) and a one-time code.';

@@ -16,7 +16,7 @@ afterAll(() => db?.drop());
 test("an admin sets the connection; nobody reads its secret back; members and other organizations see nothing", async () => {
   const { a, b } = await twoTenants(db);
   const id = await connection(db, a.admin, a.org.id, "https://login.acme.test/");
-  expect((await db.queryAs(a.admin, "select id, issuer, client_id from app_public.sso_connections")).rows).toEqual([{ id, issuer: "https://login.acme.test", client_id: "client" }]);
+  expect((await db.queryAs(a.admin, "select id, issuer, client_id from app_public.sso_connections")).rows).toEqual([{ id, issuer: "https://login.acme.test/", client_id: "client" }]);
   await expect(db.queryAs(a.admin, "select client_secret_encrypted from app_public.sso_connections")).rejects.toMatchObject({ code: "42501" });
   await expect(db.queryAs(a.owner, "select c.* from app_public.sso_connections c")).rejects.toMatchObject({ code: "42501" });
   expect((await db.queryAs(a.member, "select id from app_public.sso_connections")).rows).toEqual([]);

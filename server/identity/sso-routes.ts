@@ -46,7 +46,8 @@ export function mountSsoRoutes(app: Express, options: SsoRoutesOptions): void {
   const clients = options.clients ?? providerClients({ allowHttp: config.allowHttp });
   const key = config.ssoSecretKey ?? null;
   const secure = config.publicUrl.startsWith("https:");
-  const callbackUri = `${config.publicUrl}/auth/sso/callback`;
+  // read per request: tests learn the port only once the server listens
+  const callbackUri = () => `${config.publicUrl}/auth/sso/callback`;
 
   /** The connection as a provider openid-client can talk to (its discovery cached per connection). */
   const providerOf = (row: ConnectionRow): SignInProvider => ({
@@ -88,7 +89,7 @@ export function mountSsoRoutes(app: Express, options: SsoRoutesOptions): void {
         ]);
         return rows[0] as { state: string; nonce: string; code_verifier: string };
       });
-      const url = await clients.authorizationUrl(providerOf(row), { state: flow.state, nonce: flow.nonce, codeVerifier: flow.code_verifier }, callbackUri);
+      const url = await clients.authorizationUrl(providerOf(row), { state: flow.state, nonce: flow.nonce, codeVerifier: flow.code_verifier }, callbackUri());
       // login_hint: the identity provider can skip asking who it is
       url.searchParams.set("login_hint", email);
       res.cookie(SIGN_IN_COOKIE, browserSecret, { httpOnly: true, secure, sameSite: "lax", path: "/auth", maxAge: 10 * 60 * 1000 });
@@ -123,7 +124,7 @@ export function mountSsoRoutes(app: Express, options: SsoRoutesOptions): void {
       if (!row || key === null) return back({ error: "SIGN_IN_FAILED" });
       const provider = providerOf(row);
       const callbackUrl = new URL(req.originalUrl, config.publicUrl);
-      const identity = await clients.identityFromCallback(provider, { state, nonce: flow.nonce, codeVerifier: flow.code_verifier }, callbackUrl, callbackUri);
+      const identity = await clients.identityFromCallback(provider, { state, nonce: flow.nonce, codeVerifier: flow.code_verifier }, callbackUrl, callbackUri());
       const code = await ownerTransaction(pool, req, async (client) => {
         const { rows } = await client.query("select app_private.complete_sso_sign_in_flow($1, $2, $3, $4, $5, $6) as code", [
           flow.id,

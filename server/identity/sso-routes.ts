@@ -23,6 +23,7 @@ import type { SignInConfig, SignInProvider } from "../../core/config.ts";
 import { allowedRedirect, businessError, cookieValue, ownerTransaction, SIGN_IN_COOKIE, withParams } from "./routes.ts";
 import { providerClients, ProviderError, type ProviderClients } from "./providers.ts";
 import { decryptSsoSecret } from "./sso-secrets.ts";
+import { issuerFetch } from "./issuer-fetch.ts";
 
 export interface SsoRoutesOptions {
   /** app_owner connections: the flow functions live in app_private. */
@@ -43,7 +44,11 @@ interface ConnectionRow {
 
 export function mountSsoRoutes(app: Express, options: SsoRoutesOptions): void {
   const { pool, config, logger } = options;
-  const clients = options.clients ?? providerClients({ allowHttp: config.allowHttp });
+  // issuers chosen by organizations' admins: no internal addresses (outside production, local
+  // issuers are allowed, as in tests)
+  const clients =
+    options.clients ??
+    providerClients({ allowHttp: config.allowHttp, fetch: issuerFetch({ allowPrivate: config.allowHttp, allowHttp: config.allowHttp }) });
   const key = config.ssoSecretKey ?? null;
   const secure = config.publicUrl.startsWith("https:");
   // read per request: tests learn the port only once the server listens

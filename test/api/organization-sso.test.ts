@@ -87,3 +87,15 @@ test("an address with no SSO organization: SSO_NOT_AVAILABLE; a domain not yet i
   expect(codes(await rig.server.graphql(`mutation($id: UUID!) { verifySsoDomain(input: {id: $id}) { verifiedAt } }`, { id }, b.admin))).toEqual(["SSO_DOMAIN_NOT_VERIFIED"]);
   expect(codes(await rig.server.graphql(`mutation($id: UUID!) { verifySsoDomain(input: {id: $id}) { verifiedAt } }`, { id }, b.member))).toEqual(["NOT_FOUND"]);
 });
+
+test("the operations in docs/organization-sso.md are valid against the API's schema", async () => {
+  const { readFileSync } = await import("node:fs");
+  const path = await import("node:path");
+  const { buildSchema, parse, validate } = await import("postgraphile/graphql");
+  const { projectRoot } = await import("../../core/paths.ts");
+  const schema = buildSchema(readFileSync(path.join(projectRoot, "schema.graphql"), "utf8"));
+  const doc = readFileSync(path.join(projectRoot, "docs", "organization-sso.md"), "utf8");
+  const blocks = [...doc.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
+  expect(blocks.length).toBe(5);
+  for (const block of blocks) expect(validate(schema, parse(block)).map((e) => e.message)).toEqual([]);
+});

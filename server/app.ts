@@ -176,8 +176,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   });
   await writeBillingSettings(ownerPool, options.stripe ?? loadStripeConfig());
   await mountStripeWebhook(app, { pool: ownerPool, config: options.stripe, limits: options.stripeWebhook });
-  mountSsoRoutes(app, { pool: ownerPool, config: signIn, logger });
   mountSignInRoutes(app, { pool: ownerPool, config: signIn, jwt: options.jwt, logger });
+  mountSsoRoutes(app, { pool: ownerPool, config: signIn, logger });
   app.use("/graphql", corsFor(options.corsOrigins ?? []));
   app.use("/graphql", ...graphqlBody(limits));
   app.use("/graphql", authMiddleware(options.jwt, ownerPool));

@@ -130,7 +130,9 @@ export function mountSignInRoutes(app: Express, options: SignInRoutesOptions): v
     next();
   });
 
-  app.get("/auth/:provider/start", async (req: Request, res: Response) => {
+  app.get("/auth/:provider/start", async (req: Request, res: Response, next: NextFunction) => {
+    // organizations' own SSO: server/identity/sso-routes.ts, mounted after these
+    if (req.params.provider === "sso") return next();
     const provider = providers.get(String(req.params.provider));
     if (!provider) return refuse(res, 404, { code: "UNKNOWN_PROVIDER", message: "No such sign-in provider." });
     const redirect = allowedRedirect(req.query.redirect, config.appUrl);
@@ -173,7 +175,8 @@ export function mountSignInRoutes(app: Express, options: SignInRoutesOptions): v
     }
   });
 
-  app.get("/auth/:provider/callback", async (req: Request, res: Response) => {
+  app.get("/auth/:provider/callback", async (req: Request, res: Response, next: NextFunction) => {
+    if (req.params.provider === "sso") return next();
     res.setHeader("Cache-Control", "no-store");
     const fallback = `${config.appUrl}/sign-in/callback`;
     const provider = providers.get(String(req.params.provider));

@@ -13,9 +13,11 @@
 //       with ?code=<one-time code> (exchangeSignInCode opens a session with method 'sso' that
 //       records the connection) or ?error=<CODE>.
 //
-// The client secret is decrypted here only to talk to the issuer; it is never logged.
+// The client secret is decrypted here only to talk to the issuer; it is never logged. Mounted
+// after section 1's routes (server/identity/routes.ts), whose /auth CORS for APP_URL applies here
+// too and whose /auth/:provider handlers pass "sso" on.
 
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { Express, Request, Response } from "express";
 import type pg from "pg";
 import type { Logger } from "../../core/logger.ts";
@@ -55,8 +57,10 @@ export function mountSsoRoutes(app: Express, options: SsoRoutesOptions): void {
   const callbackUri = () => `${config.publicUrl}/auth/sso/callback`;
 
   /** The connection as a provider openid-client can talk to (its discovery cached per connection). */
+  // The name keys openid-client's discovery cache: a connection set again (another issuer, client
+  // or secret) gets a fresh one.
   const providerOf = (row: ConnectionRow): SignInProvider => ({
-    name: `sso-${row.connection_id}`,
+    name: `sso-${row.connection_id}-${createHash("sha256").update(row.issuer).update("\n").update(row.client_id).update("\n").update(row.client_secret_encrypted).digest("hex").slice(0, 16)}`,
     kind: "oidc",
     issuer: row.issuer,
     clientId: row.client_id,

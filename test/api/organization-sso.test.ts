@@ -99,3 +99,25 @@ test("the operations in docs/organization-sso.md are valid against the API's sch
   expect(blocks.length).toBe(5);
   for (const block of blocks) expect(validate(schema, parse(block)).map((e) => e.message)).toEqual([]);
 });
+
+test("setting the connection again (another issuer and secret) takes effect on the next sign-in; the JSON start carries CORS for the app", async () => {
+  const { a } = await twoTenants(db);
+  await db.owner.query("update app_public.plans set max_seats = null where id = 'free'");
+  const domain = await rig.verifiedDomain(a.admin, a.org.id);
+  const [first, second] = rig.issuers;
+  await rig.connect(a.admin, a.org.id, first);
+  const sub1 = `sub-${randomBytes(4).toString("hex")}`;
+  first.accounts.set(sub1, { email: `one@${domain}`, email_verified: true });
+  expect((await rig.signIn(`one@${domain}`, sub1)).searchParams.get("code")).not.toBeNull();
+  expect((await rig.connect(a.admin, a.org.id, second)).errors).toBeUndefined();
+  const sub2 = `sub-${randomBytes(4).toString("hex")}`;
+  second.accounts.set(sub2, { email: `two@${domain}`, email_verified: true });
+  expect((await rig.signIn(`two@${domain}`, sub2)).searchParams.get("code")).not.toBeNull();
+
+  const response = await fetch(`${rig.server.url}/auth/sso/start?email=two%40${domain}`, {
+    headers: { accept: "application/json", origin: "http://app.test:3000" },
+  });
+  expect(response.status).toBe(200);
+  expect(response.headers.get("access-control-allow-origin")).toBe("http://app.test:3000");
+  expect(new URL(((await response.json()) as { url: string }).url).origin).toBe(second.url);
+});

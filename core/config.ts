@@ -807,6 +807,23 @@ export interface SignInConfig {
   providers: SignInProvider[];
   /** http:// issuers (development and tests only; never in production). */
   allowHttp: boolean;
+  /**
+   * SSO_SECRET_KEY: the AES-256 key (32 bytes) that encrypts organizations' SSO client secrets.
+   * Null: generated once in development (DATA_DIR/secrets.json); in production organization SSO
+   * connections cannot be set or used (SSO_NOT_CONFIGURED).
+   */
+  ssoSecretKey?: Buffer | null;
+}
+
+/** SSO_SECRET_KEY: 32 bytes, base64 (or base64url). */
+export function ssoSecretKey(env: Env = process.env): Buffer | null {
+  const value = read(env, "SSO_SECRET_KEY");
+  if (value === null) return null;
+  const key = /^[A-Za-z0-9+/_-]+={0,2}$/.test(value) ? Buffer.from(value, "base64") : Buffer.alloc(0);
+  if (key.length !== 32) {
+    throw new ConfigError("SSO_SECRET_KEY must be 32 bytes in base64 (e.g. the output of `openssl rand -base64 32`)");
+  }
+  return key;
 }
 
 /** ID token algorithms a provider may be pinned to: asymmetric only. */
@@ -844,6 +861,9 @@ export function signInConfig(env: Env = process.env): SignInConfig {
   for (const name of names) {
     if (!/^[a-z][a-z0-9]{0,30}$/.test(name)) {
       throw new ConfigError(`OIDC_PROVIDERS must be a comma-separated list of lowercase names (a-z, 0-9), got "${name}"`);
+    }
+    if (name === "sso") {
+      throw new ConfigError(`OIDC_PROVIDERS: "sso" is reserved for organizations' own SSO connections (/auth/sso/…)`);
     }
     if (name === "github") {
       throw new ConfigError(`OIDC_PROVIDERS: "github" is not an OpenID Connect provider; set GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET instead`);
@@ -906,5 +926,6 @@ export function signInConfig(env: Env = process.env): SignInConfig {
     publicUrl: httpUrl(env, "PUBLIC_URL", `http://localhost:${port}`).replace(/\/+$/, ""),
     providers,
     allowHttp,
+    ssoSecretKey: ssoSecretKey(env),
   };
 }

@@ -16,9 +16,11 @@ export interface LocalSecrets {
   ownerPassword: string;
   authenticatorPassword: string;
   embeddedSuperuserPassword: string;
+  /** 32 random bytes, base64url: the development SSO_SECRET_KEY. */
+  ssoSecretKey: string;
 }
 
-const KEYS = ["jwtSecret", "ownerPassword", "authenticatorPassword", "embeddedSuperuserPassword"] as const;
+const KEYS = ["jwtSecret", "ownerPassword", "authenticatorPassword", "embeddedSuperuserPassword", "ssoSecretKey"] as const;
 
 function fresh(): string {
   return randomBytes(32).toString("base64url");

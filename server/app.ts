@@ -34,6 +34,8 @@ import { fairShareGate, type FairShareGate } from "./fair-share/gate.ts";
 import { loadTrustedDocuments } from "./trusted-documents.ts";
 import { trustedDocumentsConfig, type TrustedDocumentsConfig } from "../core/config.ts";
 import { mountSignInRoutes, signInConfig, type SignInConfig } from "./identity/routes.ts";
+import { mountSsoRoutes } from "./identity/sso-routes.ts";
+import type { ResolveTxt } from "./identity/sso-plugin.ts";
 
 export interface AppOptions {
   ownerUrl: string;
@@ -69,6 +71,8 @@ export interface AppOptions {
   trustedDocuments?: TrustedDocumentsConfig;
   /** Sign-in providers (OIDC_PROVIDERS, GITHUB_*, APP_URL, PUBLIC_URL; server/identity/); default: from the environment. */
   signIn?: SignInConfig;
+  /** Organization SSO's DNS TXT lookups (verifySsoDomain); default node:dns. Tests pass their own. */
+  ssoResolveTxt?: ResolveTxt;
 }
 
 export interface App {
@@ -120,8 +124,10 @@ export async function createApp(options: AppOptions): Promise<App> {
   const accounts = options.accounts ?? accountsConfig();
   await writeAccountSettings(ownerPool, accounts);
 
+  const signIn = options.signIn ?? signInConfig();
+  const sso = { secretKey: signIn.ssoSecretKey ?? null, resolveTxt: options.ssoResolveTxt };
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema, trustedDocuments })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema, trustedDocuments, sso })],
     plugins: [operationsPlugin({ limits, metrics }), sessionEndedPlugin()],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });
@@ -170,7 +176,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   });
   await writeBillingSettings(ownerPool, options.stripe ?? loadStripeConfig());
   await mountStripeWebhook(app, { pool: ownerPool, config: options.stripe, limits: options.stripeWebhook });
-  mountSignInRoutes(app, { pool: ownerPool, config: options.signIn ?? signInConfig(), jwt: options.jwt, logger });
+  mountSignInRoutes(app, { pool: ownerPool, config: signIn, jwt: options.jwt, logger });
+  mountSsoRoutes(app, { pool: ownerPool, config: signIn, logger });
   app.use("/graphql", corsFor(options.corsOrigins ?? []));
   app.use("/graphql", ...graphqlBody(limits));
   app.use("/graphql", authMiddleware(options.jwt, ownerPool));

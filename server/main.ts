@@ -69,6 +69,11 @@ function appOptions(config: Config, stripe: StripeConfig, urls: { ownerUrl: stri
     listenUrl: urls.listenUrl,
     realtime: config.realtime,
     accounts: config.accounts,
+    // Organization SSO's key: SSO_SECRET_KEY, else (development) one kept in DATA_DIR/secrets.json.
+    signIn: {
+      ...config.signIn,
+      ssoSecretKey: config.signIn.ssoSecretKey ?? (config.isProduction ? null : Buffer.from(loadLocalSecrets(config.dataDir).ssoSecretKey, "base64url")),
+    },
     watchSchema: !config.isProduction,
     backupsRequired: config.isProduction,
   };

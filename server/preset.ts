@@ -14,6 +14,7 @@ import { errorCodesPlugin, maskError } from "./errors.ts";
 import { rootLogger, type Logger } from "../core/logger.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
+import { makeSsoPlugin, type ResolveTxt } from "./identity/sso-plugin.ts";
 import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
 import { clientSettings } from "./client-origin.ts";
 import type { StripeConfig } from "../core/stripe-config.ts";
@@ -42,6 +43,8 @@ export interface PresetOptions {
   watch?: boolean;
   /** Trusted documents (server/trusted-documents.ts); default: off (documents as text). */
   trustedDocuments?: TrustedDocuments;
+  /** Organization SSO (server/identity/sso-plugin.ts): SSO_SECRET_KEY, and a DNS resolver for tests. */
+  sso?: { secretKey: Buffer | null; resolveTxt?: ResolveTxt };
 }
 
 /** The document check before parsing, the document cache and the response budget (server/graphql-limits.ts). */
@@ -91,6 +94,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       makePageSizePlugin(options.limits),
       ...makeGenerationConditionsPlugins(options.limits),
       makeBillingPlugin({ pool: options.authPool, config: options.stripe }),
+      makeSsoPlugin({ pool: options.authPool, secretKey: options.sso?.secretKey ?? null, resolveTxt: options.sso?.resolveTxt }),
       RealtimePlugin,
       makeAttemptLimitsPlugin(options.authPool),
       documentLimitsPlugin(options.limits),

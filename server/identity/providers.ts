@@ -36,7 +36,7 @@ export interface ProviderClients {
   identityFromCallback(provider: SignInProvider, flow: FlowSecrets, callbackUrl: URL, redirectUri: string): Promise<ProviderIdentity>;
 }
 
-export function providerClients(options: { allowHttp: boolean }): ProviderClients {
+export function providerClients(options: { allowHttp: boolean; fetch?: client.CustomFetch }): ProviderClients {
   const configurations = new Map<string, Promise<client.Configuration>>();
 
   function configuration(provider: SignInProvider): Promise<client.Configuration> {
@@ -50,7 +50,12 @@ export function providerClients(options: { allowHttp: boolean }): ProviderClient
         client.ClientSecretPost(provider.clientSecret),
         // The ID token's signature is checked against the issuer's published keys too, though the
         // token came straight from its token endpoint (openid-client leaves that to TLS by default).
-        { execute: [client.enableNonRepudiationChecks, ...(insecure ? [client.allowInsecureRequests] : [])], timeout: TIMEOUT_SECONDS },
+        {
+          execute: [client.enableNonRepudiationChecks, ...(insecure ? [client.allowInsecureRequests] : [])],
+          timeout: TIMEOUT_SECONDS,
+          // organizations' own issuers: through server/identity/issuer-fetch.ts
+          ...(options.fetch ? { [client.customFetch]: options.fetch } : {}),
+        },
       );
       configurations.set(provider.name, found);
       // a failed discovery (provider down at the time) is tried again by the next sign-in

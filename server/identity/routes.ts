@@ -41,19 +41,19 @@ export interface SignInRoutesOptions {
   clients?: ProviderClients;
 }
 
-interface BusinessError {
+export interface BusinessError {
   code: string;
   message: string;
   extensions: Record<string, string | number | boolean>;
 }
 
-function businessError(error: unknown): BusinessError | null {
+export function businessError(error: unknown): BusinessError | null {
   const e = error as { code?: string; detail?: string; message?: string; hint?: string };
   if (e?.code === "TB000" && e.detail) return { code: e.detail, message: e.message ?? "", extensions: extraExtensions(e.hint) };
   return null;
 }
 
-function cookieValue(req: Request, name: string): string | null {
+export function cookieValue(req: Request, name: string): string | null {
   for (const part of (req.headers.cookie ?? "").split(";")) {
     const [key, ...rest] = part.trim().split("=");
     if (key === name) return rest.join("=") || null;
@@ -78,14 +78,14 @@ export function allowedRedirect(value: unknown, appUrl: string): string | null {
   return url.toString();
 }
 
-function withParams(target: string, params: Record<string, string>): string {
+export function withParams(target: string, params: Record<string, string>): string {
   const url = new URL(target);
   for (const key of ["code", "error", "linked"]) url.searchParams.delete(key);
   for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
   return url.toString();
 }
 
-async function ownerTransaction<T>(pool: pg.Pool, req: Request, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function ownerTransaction<T>(pool: pg.Pool, req: Request, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query("begin");
@@ -130,7 +130,9 @@ export function mountSignInRoutes(app: Express, options: SignInRoutesOptions): v
     next();
   });
 
-  app.get("/auth/:provider/start", async (req: Request, res: Response) => {
+  app.get("/auth/:provider/start", async (req: Request, res: Response, next: NextFunction) => {
+    // organizations' own SSO: server/identity/sso-routes.ts, mounted after these
+    if (req.params.provider === "sso") return next();
     const provider = providers.get(String(req.params.provider));
     if (!provider) return refuse(res, 404, { code: "UNKNOWN_PROVIDER", message: "No such sign-in provider." });
     const redirect = allowedRedirect(req.query.redirect, config.appUrl);
@@ -173,7 +175,8 @@ export function mountSignInRoutes(app: Express, options: SignInRoutesOptions): v
     }
   });
 
-  app.get("/auth/:provider/callback", async (req: Request, res: Response) => {
+  app.get("/auth/:provider/callback", async (req: Request, res: Response, next: NextFunction) => {
+    if (req.params.provider === "sso") return next();
     res.setHeader("Cache-Control", "no-store");
     const fallback = `${config.appUrl}/sign-in/callback`;
     const provider = providers.get(String(req.params.provider));

@@ -42,6 +42,11 @@ const REFERENCE_TENANT_TABLES: Record<string, string> = {
   // before the organization is known. Small (a few keys per organization), written rarely.
   "app_public.api_keys": "read at the start of every API-key request, before its organization is known",
   "app_private.api_key_secrets": "an API key is verified before its organization is known",
+  // A verified domain is one namespace across organizations; an SSO sign-in finds the organization
+  // by the address's domain. start_request() reads a session's connection for an organization
+  // that requires SSO. Both small, written rarely.
+  "app_public.sso_domains": "a verified domain is one namespace across organizations",
+  "app_public.sso_connections": "read by start_request for an organization that requires SSO",
 };
 
 // Unique indexes on distributed tables without organization_id. Each one blocks distribution

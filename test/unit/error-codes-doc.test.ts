@@ -17,6 +17,8 @@ const NOT_ERROR_CODES: Record<string, string> = {
   GET: "HTTP method",
   POST: "HTTP method",
   OPTIONS: "HTTP method",
+  HEAD: "HTTP method (server/identity/issuer-fetch.ts)",
+  RS256: "the ID token algorithm of organizations' SSO connections (server/identity/sso-routes.ts)",
   HS256: "the JWT algorithm",
   S256: "the PKCE code challenge method (server/identity/)",
   TB000: "the SQLSTATE that carries a business code",

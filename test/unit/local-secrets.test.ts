@@ -36,7 +36,7 @@ test("eight processes on a fresh DATA_DIR all get the same, complete secrets", a
     const results = await loadTogether(dataDir, 8);
     const parsed = results.map((r) => JSON.parse(r) as Record<string, string>);
     expect(new Set(results).size).toBe(1);
-    expect(Object.keys(parsed[0]).sort()).toEqual(["authenticatorPassword", "embeddedSuperuserPassword", "jwtSecret", "ownerPassword"]);
+    expect(Object.keys(parsed[0]).sort()).toEqual(["authenticatorPassword", "embeddedSuperuserPassword", "jwtSecret", "ownerPassword", "ssoSecretKey"]);
     expect(Object.values(parsed[0]).every((v) => v.length >= 40)).toBe(true);
     expect(JSON.parse(readFileSync(path.join(dataDir, "secrets.json"), "utf8"))).toEqual(parsed[0]);
     expect(statSync(path.join(dataDir, "secrets.json")).mode & 0o777).toBe(0o600);

@@ -11,7 +11,7 @@ const google = {
 };
 
 test("no provider by default; APP_URL and PUBLIC_URL have their defaults", () => {
-  expect(signInConfig({})).toEqual({ appUrl: "http://localhost:3000", publicUrl: "http://localhost:5678", providers: [], allowHttp: true });
+  expect(signInConfig({})).toEqual({ appUrl: "http://localhost:3000", publicUrl: "http://localhost:5678", providers: [], allowHttp: true, ssoSecretKey: null });
 });
 
 test("an OIDC provider with its defaults, and GitHub with both its variables", () => {

@@ -24,6 +24,7 @@ create or replace function app_hidden.refresh_caller_organizations() returns voi
 as $$
 declare
   v_user_id uuid := app_public.current_user_id();
+  v_session_id uuid := app_public.current_session_id();
   v_api_key_id uuid := app_hidden.current_api_key_id();
   v_member uuid[] := '{}';
   v_admin uuid[] := '{}';
@@ -35,7 +36,17 @@ begin
     from app_public.organization_members m
     join app_public.organizations o on o.id = m.organization_id
     where m.user_id = v_user_id
-      and o.deleted_at is null;
+      and o.deleted_at is null
+      -- Organization SSO (040-organization-sso/sso-required.sql): an organization that requires
+      -- SSO counts only for a session made through its connection, or for an owner's session
+      -- that broke the glass for it (audited). CASE: no lookup at all for the others.
+      and case when not o.sso_required then true
+               else exists (select 1 from app_private.sessions s
+                            left join app_public.sso_connections c on c.id = s.sso_connection_id
+                            where s.id = v_session_id
+                              and (c.organization_id = o.id
+                                   or (s.sso_break_glass_organization_id = o.id and m.role = 'owner')))
+          end;
   elsif v_api_key_id is not null then
     -- A key never acts with more than its creator's current role in the organization, and not
     -- at all once its creator is no longer a member (200-team/api-keys.sql): one primary-key
@@ -90,7 +101,17 @@ begin
   from app_public.organization_members m
   join app_public.organizations o on o.id = m.organization_id
   where m.user_id = v_user_id
-    and o.deleted_at is null;
+    and o.deleted_at is null
+    -- Organization SSO (040-organization-sso/sso-required.sql): an organization that requires
+    -- SSO counts only for a session made through its connection, or for an owner's session that
+    -- broke the glass for it (audited). CASE: no lookup at all for the others.
+    and case when not o.sso_required then true
+             else exists (select 1 from app_private.sessions s
+                          left join app_public.sso_connections c on c.id = s.sso_connection_id
+                          where s.id = v_session_id
+                            and (c.organization_id = o.id
+                                 or (s.sso_break_glass_organization_id = o.id and m.role = 'owner')))
+        end;
   v_ignored := set_config('tenantbase.organization_ids', v_member::text, true);
   v_ignored := set_config('tenantbase.admin_organization_ids', v_admin::text, true);
 end;

@@ -44,7 +44,10 @@ begin
     perform app_hidden.raise_error('SIGN_IN_CODE_INVALID', 'This sign-in link has expired or was already used; sign in again.');
   end if;
   v_token := app_private.start_session(v_code.user_id);
-  update app_private.sessions s set method = 'provider', identity_id = v_code.identity_id
+  -- an SSO sign-in's session records its connection (040-organization-sso/sso-sign-in.sql)
+  update app_private.sessions s
+  set method = case when v_code.sso_connection_id is null then 'provider' else 'sso' end,
+      identity_id = v_code.identity_id, sso_connection_id = v_code.sso_connection_id
   where s.id = v_token.session_id;
   return v_token;
 end;

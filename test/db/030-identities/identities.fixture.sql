@@ -1,0 +1,1 @@
+insert into app_private.identities (user_id, provider, issuer, subject, email, email_verified) values ($2::uuid, 'fixture', 'https://issuer.fixture.test', 'sub-' || $1::text, null, false) on conflict do nothing

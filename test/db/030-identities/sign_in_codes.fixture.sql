@@ -1,0 +1,1 @@
+insert into app_private.sign_in_codes (code_hash, user_id, identity_id, expires_at) select digest('fixture-' || $1::text, 'sha256'), $2::uuid, i.id, now() + interval '1 minute' from app_private.identities i where i.issuer = 'https://issuer.fixture.test' and i.subject = 'sub-' || $1::text on conflict do nothing

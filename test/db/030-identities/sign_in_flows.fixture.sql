@@ -1,0 +1,1 @@
+insert into app_private.sign_in_flows (provider, state_hash, nonce, code_verifier, browser_hash, redirect_url, expires_at, created_by) values ('fixture', digest('state-' || $1::text, 'sha256'), 'fixture-nonce', 'fixture-verifier', digest('fixture-browser', 'sha256'), 'http://localhost:3000/sign-in/callback', now() + interval '10 minutes', $2::uuid) on conflict do nothing

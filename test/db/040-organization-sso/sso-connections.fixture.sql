@@ -1,0 +1,1 @@
+insert into app_public.sso_connections (organization_id, issuer, client_id, client_secret_encrypted, created_by) values ($1::uuid, 'https://idp.example.org', 'fixture', decode(repeat('00', 40), 'hex'), $2::uuid) on conflict do nothing

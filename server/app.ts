@@ -9,7 +9,7 @@ import pg from "pg";
 import { postgraphile, type PostGraphileInstance } from "postgraphile";
 import { grafserv } from "postgraphile/grafserv/express/v4";
 import { authMiddleware, sessionEndedPlugin, type JwtSettings } from "./auth.ts";
-import { makePreset } from "./preset.ts";
+import { makePreset, type PresetOptions } from "./preset.ts";
 import { mountStripeWebhook, type StripeConfig } from "./webhooks/stripe.ts";
 import { loadStripeConfig } from "../core/stripe-config.ts";
 import { writeBillingSettings } from "../db/billing-settings.ts";
@@ -36,6 +36,8 @@ import { trustedDocumentsConfig, type TrustedDocumentsConfig } from "../core/con
 import { mountSignInRoutes, signInConfig, type SignInConfig } from "./identity/routes.ts";
 
 export interface AppOptions {
+  /** MFA settings (server/mfa/plugin.ts); default: from the environment. */
+  mfa?: PresetOptions["mfa"];
   ownerUrl: string;
   authUrl: string;
   jwt: JwtSettings;
@@ -121,7 +123,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   await writeAccountSettings(ownerPool, accounts);
 
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema, trustedDocuments })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema, trustedDocuments, mfa: options.mfa })],
     plugins: [operationsPlugin({ limits, metrics }), sessionEndedPlugin()],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });

@@ -14,6 +14,8 @@ import { errorCodesPlugin, maskError } from "./errors.ts";
 import { rootLogger, type Logger } from "../core/logger.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
+import { makeMfaPlugin, type MfaPluginTestHooks } from "./mfa/plugin.ts";
+import type { MfaConfig } from "../core/config.ts";
 import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
 import { clientSettings } from "./client-origin.ts";
 import type { StripeConfig } from "../core/stripe-config.ts";
@@ -42,6 +44,8 @@ export interface PresetOptions {
   watch?: boolean;
   /** Trusted documents (server/trusted-documents.ts); default: off (documents as text). */
   trustedDocuments?: TrustedDocuments;
+  /** MFA settings (MFA_SECRET_KEY, MFA_TOTP_ISSUER); default: from the environment. Tests may pin the TOTP clock. */
+  mfa?: MfaConfig & MfaPluginTestHooks;
 }
 
 /** The document check before parsing, the document cache and the response budget (server/graphql-limits.ts). */
@@ -91,6 +95,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       makePageSizePlugin(options.limits),
       ...makeGenerationConditionsPlugins(options.limits),
       makeBillingPlugin({ pool: options.authPool, config: options.stripe }),
+      makeMfaPlugin({ pool: options.authPool, jwt: options.jwt, config: options.mfa }, { now: options.mfa?.now }),
       RealtimePlugin,
       makeAttemptLimitsPlugin(options.authPool),
       documentLimitsPlugin(options.limits),

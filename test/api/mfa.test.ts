@@ -1,0 +1,150 @@
+// Multi-factor sign-in over real HTTP with pinned TOTP times: enrolling a TOTP app, signing in
+// through an MFA challenge (verifyMfa), recovery codes, step-up, the organization policy, and
+// the attacks on each (replayed codes and challenges, a challenge used as a token or for another
+// user, brute force, a downgraded session).
+
+import jwt from "jsonwebtoken";
+import { generate } from "otplib";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { codes, register, relaxAttemptLimits, signIn, type RegisteredUser } from "../helpers/accounts.ts";
+
+let db: TestDatabase;
+let server: TestServer;
+// 2026-01-01T00:00:00Z; each test moves it on
+let now = 1767225600;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await startTestServer(db, { mfa: { secretKey: "test-mfa-key-0123456789abcdefghijklmnop", totpIssuer: "tenantbase-test", now: () => now } });
+  await relaxAttemptLimits(db);
+});
+afterAll(async () => {
+  await server?.close();
+  await db?.drop();
+});
+
+const ENROLL = `mutation { enrollTotp(input: {name: "Phone"}) { factorId secret uri } }`;
+const CONFIRM = `mutation($f: UUID!, $c: String!) { confirmTotp(input: {factorId: $f, code: $c}) { recoveryCodes } }`;
+const VERIFY = `mutation($ch: String!, $c: String!) { verifyMfa(input: {challenge: $ch, code: $c}) { jwtToken } }`;
+const STEP_UP = `mutation($c: String!) { stepUpMfa(input: {code: $c}) { success } }`;
+const ME = `{ currentUser { id } }`;
+
+const codeAt = (secret: string, epoch: number) => generate({ secret, epoch });
+
+async function enrolled(): Promise<RegisteredUser & { secret: string; recoveryCodes: string[] }> {
+  const user = await register(server);
+  const e = await server.graphql(ENROLL, {}, user.token);
+  expect(e.errors).toBeUndefined();
+  const { factorId, secret, uri } = e.data.enrollTotp;
+  expect(uri).toMatch(/^otpauth:\/\/totp\/tenantbase-test:/);
+  const c = await server.graphql(CONFIRM, { f: factorId, c: await codeAt(secret, now) }, user.token);
+  expect(c.errors).toBeUndefined();
+  now += 30; // the next code is a new step
+  return { ...user, secret, recoveryCodes: c.data.confirmTotp.recoveryCodes };
+}
+
+async function challengeFor(user: { email: string; password: string }): Promise<string> {
+  const r = await signIn(server, user.email, user.password);
+  expect(r.errors).toBeUndefined();
+  return r.data.authenticate.jwtToken;
+}
+
+test("enrol, then sign in: authenticate answers a challenge, verifyMfa the aal2 session; a replayed code or challenge is refused", async () => {
+  const user = await enrolled();
+  expect(user.recoveryCodes).toHaveLength(10);
+  const challenge = await challengeFor(user);
+  expect(jwt.decode(challenge)).toMatchObject({ role: "mfa_challenge", sub: null });
+  // the challenge reaches no data
+  const asToken = await server.graphql(ME, {}, challenge);
+  expect(asToken.status).toBe(401);
+  expect(codes(asToken)).toEqual(["INVALID_TOKEN"]);
+
+  const code = await codeAt(user.secret, now);
+  const ok = await server.graphql(VERIFY, { ch: challenge, c: code });
+  expect(ok.errors).toBeUndefined();
+  const session = ok.data.verifyMfa.jwtToken;
+  expect((await server.graphql(ME, {}, session)).data.currentUser.id).toBe(user.userId);
+  const sessions = await server.graphql(`{ mySessions { current aal } }`, {}, session);
+  expect(sessions.data.mySessions.find((s: { current: boolean }) => s.current).aal).toBe("aal2");
+
+  expect(codes(await server.graphql(VERIFY, { ch: challenge, c: code }))).toEqual(["MFA_CHALLENGE_INVALID"]); // challenge reused
+  expect(codes(await server.graphql(VERIFY, { ch: await challengeFor(user), c: code }))).toEqual(["MFA_CODE_INVALID"]); // code replayed
+  expect(codes(await server.graphql(VERIFY, { ch: await challengeFor(user), c: "000000" }))).toEqual(["MFA_CODE_INVALID"]);
+  expect(codes(await server.graphql(VERIFY, { ch: "not.a.token", c: code }))).toEqual(["MFA_CHALLENGE_INVALID"]);
+  expect(codes(await server.graphql(VERIFY, { ch: user.token, c: code }))).toEqual(["MFA_CHALLENGE_INVALID"]); // a session token is no challenge
+});
+
+test("a recovery code works once; a challenge of one user does not take another's code", async () => {
+  const alice = await enrolled();
+  const bob = await enrolled();
+  const first = await server.graphql(VERIFY, { ch: await challengeFor(alice), c: alice.recoveryCodes[0] });
+  expect(first.errors).toBeUndefined();
+  expect(codes(await server.graphql(VERIFY, { ch: await challengeFor(alice), c: alice.recoveryCodes[0] }))).toEqual(["MFA_CODE_INVALID"]);
+  expect(codes(await server.graphql(VERIFY, { ch: await challengeFor(alice), c: bob.recoveryCodes[0] }))).toEqual(["MFA_CODE_INVALID"]);
+  now += 30;
+  expect(codes(await server.graphql(VERIFY, { ch: await challengeFor(alice), c: await codeAt(bob.secret, now) }))).toEqual(["MFA_CODE_INVALID"]);
+});
+
+test("step-up: an old session of an enrolled user needs stepUpMfa before creating an API key", async () => {
+  const user = await enrolled();
+  const org = await server.graphql(`mutation { createOrganization(input: {name: "Step Org"}) { organization { id } } }`, {}, user.token);
+  const orgId = org.data.createOrganization.organization.id;
+  await db.owner.query("update app_public.users set email_verified_at = now() where id = $1", [user.userId]);
+  await db.owner.query("update app_private.sessions set aal2_at = now() - interval '16 minutes' where id = $1", [user.sessionId]);
+  const CREATE_KEY = `mutation($o: UUID!) { createApiKey(input: {organizationId: $o, name: "k"}) { secret } }`;
+  expect(codes(await server.graphql(CREATE_KEY, { o: orgId }, user.token))).toEqual(["MFA_STEP_UP_REQUIRED"]);
+  expect(codes(await server.graphql(STEP_UP, { c: "123" }, user.token))).toEqual(["MFA_CODE_INVALID"]);
+  const up = await server.graphql(STEP_UP, { c: await codeAt(user.secret, now) }, user.token);
+  expect(up.errors).toBeUndefined();
+  const key = await server.graphql(CREATE_KEY, { o: orgId }, user.token);
+  expect(key.errors).toBeUndefined();
+});
+
+test("organization policy: a member's aal1 session sees nothing of it and is told why; after verifyMfa it sees it", async () => {
+  const admin = await enrolled();
+  const org = await server.graphql(`mutation { createOrganization(input: {name: "Strict Org"}) { organization { id } } }`, {}, admin.token);
+  const orgId = org.data.createOrganization.organization.id;
+  const member = await register(server);
+  await db.owner.query("insert into app_public.organization_members (organization_id, user_id, role) values ($1, $2, 'member')", [orgId, member.userId]);
+  const SET = `mutation($o: UUID!) { setOrganizationMfaRequired(input: {organizationId: $o, required: true, gracePeriodDays: 0}) { organization { mfaRequiredAt } } }`;
+  const set = await server.graphql(SET, { o: orgId }, admin.token);
+  expect(set.errors).toBeUndefined();
+  const ORG = `query($o: UUID!) { organization(id: $o) { id } }`;
+  const GAPS = `{ myOrganizationsRequiringMfa { organizationId } }`;
+  expect((await server.graphql(ORG, { o: orgId }, member.token)).data.organization).toBeNull();
+  expect((await server.graphql(GAPS, {}, member.token)).data.myOrganizationsRequiringMfa).toEqual([{ organizationId: orgId }]);
+  const without = await server.graphql(`query($o: UUID!) { organizationMembersWithoutMfa(organizationId: $o) { userId } }`, { o: orgId }, admin.token);
+  expect(without.data.organizationMembersWithoutMfa).toEqual([{ userId: member.userId }]);
+
+  // the member enrols (this session becomes aal2 by confirming), and a fresh sign-in needs verifyMfa
+  const e = await server.graphql(ENROLL, {}, member.token);
+  const { factorId, secret } = e.data.enrollTotp;
+  expect((await server.graphql(CONFIRM, { f: factorId, c: await codeAt(secret, now) }, member.token)).errors).toBeUndefined();
+  expect((await server.graphql(ORG, { o: orgId }, member.token)).data.organization).toEqual({ id: orgId });
+  now += 30;
+  const session = (await server.graphql(VERIFY, { ch: await challengeFor(member), c: await codeAt(secret, now) })).data.verifyMfa.jwtToken;
+  expect((await server.graphql(ORG, { o: orgId }, session)).data.organization).toEqual({ id: orgId });
+  // a session pushed back to aal1 sees nothing again
+  await db.owner.query("update app_private.sessions set aal = 'aal1' where id = $1", [(jwt.decode(session) as { session_id: string }).session_id]);
+  expect((await server.graphql(ORG, { o: orgId }, session)).data.organization).toBeNull();
+  // the last factor stays while the organization requires MFA
+  const factors = await server.graphql(`{ myMfaFactors { id kind } }`, {}, member.token);
+  expect(codes(await server.graphql(`mutation($id: UUID!) { removeMfaFactor(input: {id: $id}) { success } }`, { id: factors.data.myMfaFactors[0].id }, member.token))).toEqual(["LAST_MFA_FACTOR"]);
+});
+
+test("brute force: codes are limited per account (TOO_MANY_ATTEMPTS), whatever the challenge", async () => {
+  await db.owner.query(`update app_private.account_settings set attempt_limits = attempt_limits || '{"mfa_code": {"user": {"max": 6, "seconds": 900}}}'::jsonb`);
+  try {
+    const user = await enrolled(); // confirmTotp counted one
+    const seen: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      seen.push(...(codes(await server.graphql(VERIFY, { ch: await challengeFor(user), c: String(100000 + i) })) as string[]));
+    }
+    expect(seen.slice(0, 5)).toEqual(Array(5).fill("MFA_CODE_INVALID"));
+    expect(seen.slice(5)).toEqual(["TOO_MANY_ATTEMPTS", "TOO_MANY_ATTEMPTS"]);
+    // even the right code is refused until the window ends
+    expect(codes(await server.graphql(VERIFY, { ch: await challengeFor(user), c: await codeAt(user.secret, now) }))).toEqual(["TOO_MANY_ATTEMPTS"]);
+  } finally {
+    await relaxAttemptLimits(db);
+  }
+});

@@ -716,8 +716,8 @@ export function appUrl(env: Env): string {
 
 export interface MfaConfig {
   /**
-   * MFA_SECRET_KEY: encrypts TOTP secrets (AES-256-GCM, key = its SHA-256). Required in
-   * production; elsewhere null, and the server derives one from the JWT secret.
+   * MFA_SECRET_KEY: encrypts TOTP secrets (AES-256-GCM, key = its SHA-256). null: the server
+   * derives one from the JWT secret (HKDF), so that upgrading needs no new variable.
    */
   secretKey: string | null;
   /** The issuer authenticator apps show next to the account (MFA_TOTP_ISSUER). */
@@ -728,9 +728,6 @@ export function mfaConfig(env: Env = process.env): MfaConfig {
   const secretKey = read(env, "MFA_SECRET_KEY");
   if (secretKey !== null && secretKey.length < 32) {
     throw new ConfigError("MFA_SECRET_KEY must be at least 32 characters long");
-  }
-  if (secretKey === null && (read(env, "NODE_ENV") ?? "development") === "production") {
-    throw new ConfigError("MFA_SECRET_KEY is required when NODE_ENV=production");
   }
   const totpIssuer = read(env, "MFA_TOTP_ISSUER") ?? "tenantbase";
   if (totpIssuer.length > 64 || /[:\r\n]/.test(totpIssuer)) {

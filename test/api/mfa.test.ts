@@ -3,7 +3,10 @@
 // the attacks on each (replayed codes and challenges, a challenge used as a token or for another
 // user, brute force, a downgraded session).
 
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import jwt from "jsonwebtoken";
+import { projectRoot } from "../../core/paths.ts";
 import { generate } from "otplib";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -147,4 +150,36 @@ test("brute force: codes are limited per account (TOO_MANY_ATTEMPTS), whatever t
   } finally {
     await relaxAttemptLimits(db);
   }
+});
+
+test("the operations in docs/mfa.md run as written", async () => {
+  const doc = readFileSync(path.join(projectRoot, "docs", "mfa.md"), "utf8");
+  const blocks = [...doc.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const named = (name: string) => {
+    const block = blocks.find((b) => b.startsWith(`${name}`));
+    if (!block) throw new Error(`no block ${name}`);
+    return block;
+  };
+  const ok = async (query: string, variables: Record<string, unknown>, token?: string) => {
+    const r = await server.graphql(query, variables, token);
+    expect(r.errors).toBeUndefined();
+    return r.data;
+  };
+  const user = await register(server);
+  const { enrollTotp } = await ok(named("mutation EnrollTotp"), {}, user.token);
+  const { confirmTotp } = await ok(named("mutation ConfirmTotp"), { factorId: enrollTotp.factorId, code: await codeAt(enrollTotp.secret, now) }, user.token);
+  expect(confirmTotp.recoveryCodes).toHaveLength(10);
+  const listed = await ok(named("query MyMfaFactors"), {}, user.token);
+  expect(listed.myMfaFactors).toHaveLength(1);
+  expect(listed.mfaRecoveryCodesLeft).toBe(10);
+  now += 30;
+  const { authenticate } = await ok(named("mutation SignIn"), { email: user.email, password: user.password });
+  const { verifyMfa } = await ok(named("mutation VerifyMfa"), { challenge: authenticate.jwtToken, code: await codeAt(enrollTotp.secret, now) });
+  now += 30;
+  expect((await ok(named("mutation StepUp"), { code: await codeAt(enrollTotp.secret, now) }, verifyMfa.jwtToken)).stepUpMfa.success).toBe(true);
+  const org = await ok(`mutation { createOrganization(input: {name: "Doc Org"}) { organization { id } } }`, {}, verifyMfa.jwtToken);
+  const organizationId = org.createOrganization.organization.id;
+  expect((await ok(named("mutation RequireMfa"), { organizationId }, verifyMfa.jwtToken)).setOrganizationMfaRequired.organization.mfaRequiredAt).toBeTruthy();
+  expect((await ok(named("query MfaGaps"), {}, verifyMfa.jwtToken)).myOrganizationsRequiringMfa).toEqual([]);
+  expect((await ok(named("query MembersWithoutMfa"), { organizationId }, verifyMfa.jwtToken)).organizationMembersWithoutMfa).toEqual([]);
 });

@@ -722,6 +722,8 @@ export interface MfaConfig {
   secretKey: string | null;
   /** The issuer authenticator apps show next to the account (MFA_TOTP_ISSUER). */
   totpIssuer: string;
+  /** APP_URL: passkeys belong to its host (the relying party) and are answered from its origin. */
+  appUrl: string;
 }
 
 export function mfaConfig(env: Env = process.env): MfaConfig {
@@ -733,7 +735,7 @@ export function mfaConfig(env: Env = process.env): MfaConfig {
   if (totpIssuer.length > 64 || /[:\r\n]/.test(totpIssuer)) {
     throw new ConfigError("MFA_TOTP_ISSUER must be at most 64 characters, without colons or line breaks");
   }
-  return { secretKey, totpIssuer };
+  return { secretKey, totpIssuer, appUrl: appUrl(env) };
 }
 
 /** Mail settings; read by the worker's mail tasks when they run (tests change them between jobs). */

@@ -15,6 +15,8 @@ import { rootLogger, type Logger } from "../core/logger.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
 import { makeMfaPlugin, type MfaPluginTestHooks } from "./mfa/plugin.ts";
+import { makePasskeyPlugin } from "./mfa/passkeys.ts";
+import { mfaConfig } from "../core/config.ts";
 import type { MfaConfig } from "../core/config.ts";
 import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
 import { clientSettings } from "./client-origin.ts";
@@ -96,6 +98,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       ...makeGenerationConditionsPlugins(options.limits),
       makeBillingPlugin({ pool: options.authPool, config: options.stripe }),
       makeMfaPlugin({ pool: options.authPool, jwt: options.jwt, config: options.mfa }, { now: options.mfa?.now }),
+      makePasskeyPlugin({ pool: options.authPool, jwt: options.jwt, config: options.mfa ?? mfaConfig() }),
       RealtimePlugin,
       makeAttemptLimitsPlugin(options.authPool),
       documentLimitsPlugin(options.limits),

@@ -27,3 +27,14 @@ grant execute on function
   app_hidden.totp_confirmation_attempt(uuid),
   app_hidden.confirm_totp_factor(uuid, bigint)
 to app_user;
+
+-- Passkeys (server/mfa/passkeys.ts): sign-in ones before any session (anonymous).
+grant execute on function
+  app_hidden.start_passkey_challenge(text, text, text, text, uuid),
+  app_hidden.take_passkey_challenge(uuid, text),
+  app_hidden.passkey_credential(text),
+  app_hidden.accept_passkey(uuid, uuid, bigint, boolean)
+to app_anonymous, app_user;
+grant execute on function
+  app_hidden.add_passkey_factor(text, bytea, bigint, text[], text, boolean, text)
+to app_user;

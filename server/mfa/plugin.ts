@@ -84,7 +84,7 @@ function invalidCode(): never {
 }
 
 /** The challenge id inside an MFA challenge token (signed by us, role mfa_challenge, not expired). */
-function challengeIdOf(token: string, settings: JwtSettings): string {
+export function challengeIdOf(token: string, settings: JwtSettings): string {
   try {
     const claims = jwt.verify(token, settings.secret, { algorithms: ["HS256"], audience: settings.audience, issuer: settings.issuer });
     if (typeof claims === "object" && claims.role === "mfa_challenge" && typeof claims.session_id === "string"

@@ -18,7 +18,7 @@ let server: TestServer;
 let now = 1767225600;
 beforeAll(async () => {
   db = await createTestDatabase();
-  server = await startTestServer(db, { mfa: { secretKey: "test-mfa-key-0123456789abcdefghijklmnop", totpIssuer: "tenantbase-test", now: () => now } });
+  server = await startTestServer(db, { mfa: { secretKey: "test-mfa-key-0123456789abcdefghijklmnop", totpIssuer: "tenantbase-test", appUrl: "http://localhost:3000", now: () => now } });
   await relaxAttemptLimits(db);
 });
 afterAll(async () => {

@@ -6,22 +6,33 @@
 
 -- A second factor of an account. TOTP: the secret encrypted by the server (MFA_SECRET_KEY; the
 -- database never sees it in clear) and the last accepted time step (a code is accepted once).
--- Passkeys are not built yet (kind stays 'totp'). A factor counts once confirmed_at is set.
+-- Passkey: the WebAuthn credential (id, COSE public key), its signature counter and backup
+-- flags. A factor counts once confirmed_at is set (TOTP: a first code; passkey: registration).
 create table if not exists app_private.mfa_factors (
   id uuid primary key default app_hidden.uuid_generate_v7(),
   user_id uuid not null references app_public.users on delete cascade,
-  kind text not null constraint mfa_factors_kind_check check (kind in ('totp')),
+  kind text not null constraint mfa_factors_kind_check check (kind in ('totp', 'passkey')),
   name text not null default '' constraint mfa_factors_name_check check (length(name) <= 100),
   totp_secret_encrypted text constraint mfa_factors_totp_secret_check check (length(totp_secret_encrypted) <= 500),
   totp_last_step bigint,
+  passkey_credential_id text constraint mfa_factors_passkey_credential_id_check check (length(passkey_credential_id) <= 1400),
+  passkey_public_key bytea constraint mfa_factors_passkey_public_key_check check (length(passkey_public_key) <= 2000),
+  passkey_counter bigint,
+  passkey_transports text[] constraint mfa_factors_passkey_transports_check check (cardinality(passkey_transports) <= 10),
+  passkey_device_type text constraint mfa_factors_passkey_device_type_check check (passkey_device_type in ('singleDevice', 'multiDevice')),
+  passkey_backed_up boolean,
   confirmed_at timestamptz,
   last_used_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   created_by uuid,
-  constraint mfa_factors_kind_fields_check check (kind <> 'totp' or totp_secret_encrypted is not null)
+  constraint mfa_factors_kind_fields_check check (
+    (kind = 'totp' and totp_secret_encrypted is not null)
+    or (kind = 'passkey' and passkey_credential_id is not null and passkey_public_key is not null and passkey_counter is not null))
 );
 create index if not exists mfa_factors_user_id_idx on app_private.mfa_factors (user_id);
+create unique index if not exists mfa_factors_passkey_credential_id_key
+  on app_private.mfa_factors (passkey_credential_id) where passkey_credential_id is not null;
 
 -- Recovery codes: ten per account, only their SHA-256 kept, each used once.
 create table if not exists app_private.mfa_recovery_codes (
@@ -53,12 +64,36 @@ create index if not exists mfa_challenges_user_id_idx on app_private.mfa_challen
 create index if not exists mfa_challenges_identity_id_idx on app_private.mfa_challenges (identity_id);
 create index if not exists mfa_challenges_expires_at_idx on app_private.mfa_challenges (expires_at);
 
+-- WebAuthn challenges: single use, five minutes, bound to the user (null for a passwordless
+-- sign-in, whose user is only known from the credential), the relying party and the origin
+-- (APP_URL's), and for a second factor to the MFA challenge it answers.
+create table if not exists app_private.passkey_challenges (
+  id uuid primary key default gen_random_uuid(),
+  user_id uuid references app_public.users on delete cascade,
+  purpose text not null constraint passkey_challenges_purpose_check check (purpose in ('registration', 'second_factor', 'sign_in')),
+  challenge text not null constraint passkey_challenges_challenge_check check (length(challenge) <= 200),
+  rp_id text not null constraint passkey_challenges_rp_id_check check (length(rp_id) <= 255),
+  origin text not null constraint passkey_challenges_origin_check check (length(origin) <= 500),
+  mfa_challenge_id uuid references app_private.mfa_challenges on delete cascade,
+  expires_at timestamptz not null,
+  used_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  created_by uuid
+);
+create index if not exists passkey_challenges_user_id_idx on app_private.passkey_challenges (user_id);
+create index if not exists passkey_challenges_mfa_challenge_id_idx on app_private.passkey_challenges (mfa_challenge_id);
+create index if not exists passkey_challenges_expires_at_idx on app_private.passkey_challenges (expires_at);
+
 -- The assurance level of a session: aal1 (password or provider), aal2 (with a second factor);
 -- aal2_at: when a second factor was last given in it (step-up looks at it).
 alter table app_private.sessions add column if not exists aal text not null default 'aal1';
 alter table app_private.sessions drop constraint if exists sessions_aal_check;
 alter table app_private.sessions add constraint sessions_aal_check check (aal in ('aal1', 'aal2'));
 alter table app_private.sessions add column if not exists aal2_at timestamptz;
+-- a passwordless passkey sign-in is a method of its own
+alter table app_private.sessions drop constraint if exists sessions_method_check;
+alter table app_private.sessions add constraint sessions_method_check check (method in ('password', 'provider', 'sso', 'passkey'));
 
 -- mySessions shows each session's level.
 do $$

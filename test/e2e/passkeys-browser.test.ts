@@ -7,7 +7,9 @@
 
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { projectRoot } from "../../core/paths.ts";
 import jwt from "jsonwebtoken";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
@@ -95,24 +97,31 @@ async function device(pageServer = appPage): Promise<Page> {
   return page;
 }
 
-const START_REG = `mutation { startPasskeyRegistration(input: {}) { challengeId optionsJson } }`;
-const FINISH_REG = `mutation($c: UUID!, $r: String!) { finishPasskeyRegistration(input: {challengeId: $c, responseJson: $r, name: "Laptop"}) { factorId recoveryCodes } }`;
-const START_SIGN_IN = `mutation($m: String) { startPasskeySignIn(input: {mfaChallenge: $m}) { challengeId optionsJson } }`;
-const FINISH_SIGN_IN = `mutation($c: UUID!, $r: String!) { finishPasskeySignIn(input: {challengeId: $c, responseJson: $r}) { jwtToken } }`;
+// The operations of docs/mfa.md, run as written.
+const DOC_BLOCKS = [...readFileSync(path.join(projectRoot, "docs", "mfa.md"), "utf8").matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
+const docOperation = (name: string) => {
+  const block = DOC_BLOCKS.find((b) => b.startsWith(`mutation ${name}`));
+  if (!block) throw new Error(`docs/mfa.md has no ${name}`);
+  return block;
+};
+const START_REG = docOperation("StartPasskeyRegistration");
+const FINISH_REG = docOperation("FinishPasskeyRegistration");
+const START_SIGN_IN = docOperation("StartPasskeySignIn");
+const FINISH_SIGN_IN = docOperation("FinishPasskeySignIn");
 
 async function withPasskey(page: Page): Promise<RegisteredUser> {
   const user = await register(server);
   const start = await server.graphql(START_REG, {}, user.token);
   expect(start.errors).toBeUndefined();
   const response = await page.evaluate((o) => (window as any).createPasskey(o), start.data.startPasskeyRegistration.optionsJson);
-  const finish = await server.graphql(FINISH_REG, { c: start.data.startPasskeyRegistration.challengeId, r: response }, user.token);
+  const finish = await server.graphql(FINISH_REG, { challengeId: start.data.startPasskeyRegistration.challengeId, responseJson: response }, user.token);
   expect(finish.errors).toBeUndefined();
   expect(finish.data.finishPasskeyRegistration.recoveryCodes).toHaveLength(10);
   return user;
 }
 
 async function assertion(page: Page, mfaChallenge: string | null): Promise<{ challengeId: string; response: string }> {
-  const start = await server.graphql(START_SIGN_IN, { m: mfaChallenge });
+  const start = await server.graphql(START_SIGN_IN, { mfaChallenge });
   expect(start.errors).toBeUndefined();
   const response = await page.evaluate((o) => (window as any).usePasskey(o), start.data.startPasskeySignIn.optionsJson);
   return { challengeId: start.data.startPasskeySignIn.challengeId, response };
@@ -127,7 +136,7 @@ test("register a passkey, then use it as the second factor of a password sign-in
   const challenge = (await signIn(server, user.email, user.password)).data.authenticate.jwtToken;
   expect(jwt.decode(challenge)).toMatchObject({ role: "mfa_challenge" });
   const second = await assertion(page, challenge);
-  const signedIn = await server.graphql(FINISH_SIGN_IN, { c: second.challengeId, r: second.response });
+  const signedIn = await server.graphql(FINISH_SIGN_IN, { challengeId: second.challengeId, responseJson: second.response });
   expect(signedIn.errors).toBeUndefined();
   const token = signedIn.data.finishPasskeySignIn.jwtToken;
   expect((await server.graphql(`{ currentUser { id } }`, {}, token)).data.currentUser.id).toBe(user.userId);
@@ -135,7 +144,7 @@ test("register a passkey, then use it as the second factor of a password sign-in
   expect(codes(await server.graphql(`mutation($c: String!) { verifyMfa(input: {challenge: $c, code: "000000"}) { jwtToken } }`, { c: challenge }))).toEqual(["MFA_CHALLENGE_INVALID"]);
 
   const passwordless = await assertion(page, null);
-  const direct = await server.graphql(FINISH_SIGN_IN, { c: passwordless.challengeId, r: passwordless.response });
+  const direct = await server.graphql(FINISH_SIGN_IN, { challengeId: passwordless.challengeId, responseJson: passwordless.response });
   expect(direct.errors).toBeUndefined();
   const sessionId = (jwt.decode(direct.data.finishPasskeySignIn.jwtToken) as { session_id: string }).session_id;
   const session = (await db.owner.query("select aal, method from app_private.sessions where id = $1", [sessionId])).rows[0];
@@ -144,7 +153,7 @@ test("register a passkey, then use it as the second factor of a password sign-in
   expect(counter.n).toBeGreaterThan(0);
   expect(counter.passkey_backed_up).toBe(false);
   // the same answer again: its challenge is gone
-  expect(codes(await server.graphql(FINISH_SIGN_IN, { c: passwordless.challengeId, r: passwordless.response }))).toEqual(["MFA_CHALLENGE_INVALID"]);
+  expect(codes(await server.graphql(FINISH_SIGN_IN, { challengeId: passwordless.challengeId, responseJson: passwordless.response }))).toEqual(["MFA_CHALLENGE_INVALID"]);
 });
 
 test("an assertion cannot answer another user's challenge, come from another origin, or carry a counter that went back", async () => {
@@ -156,9 +165,9 @@ test("an assertion cannot answer another user's challenge, come from another ori
   // Alice's passkey answering Bob's MFA challenge (Bob's allowed credentials are not Alice's, so
   // the options are made for Alice's own sign-in and the answer is sent against Bob's challenge)
   const bobChallenge = (await signIn(server, bob.email, bob.password)).data.authenticate.jwtToken;
-  const bobStart = await server.graphql(START_SIGN_IN, { m: bobChallenge });
+  const bobStart = await server.graphql(START_SIGN_IN, { mfaChallenge: bobChallenge });
   const aliceAnswer = await assertion(alicePage, null);
-  expect(codes(await server.graphql(FINISH_SIGN_IN, { c: bobStart.data.startPasskeySignIn.challengeId, r: aliceAnswer.response }))).toEqual(["MFA_CODE_INVALID"]);
+  expect(codes(await server.graphql(FINISH_SIGN_IN, { challengeId: bobStart.data.startPasskeySignIn.challengeId, responseJson: aliceAnswer.response }))).toEqual(["MFA_CODE_INVALID"]);
 
   // another origin (same host, another port): the browser signs its origin into clientDataJSON
   const elsewhere = await device(otherPage);
@@ -168,7 +177,7 @@ test("an assertion cannot answer another user's challenge, come from another ori
   // a counter that went back (a cloned authenticator)
   await db.owner.query("update app_private.mfa_factors set passkey_counter = 1000000 where user_id = $1", [alice.userId]);
   const cloned = await assertion(alicePage, null);
-  expect(codes(await server.graphql(FINISH_SIGN_IN, { c: cloned.challengeId, r: cloned.response }))).toEqual(["MFA_CODE_INVALID"]);
+  expect(codes(await server.graphql(FINISH_SIGN_IN, { challengeId: cloned.challengeId, responseJson: cloned.response }))).toEqual(["MFA_CODE_INVALID"]);
 });
 
 /** Registration from a page outside APP_URL's origin: the code the server answers. */
@@ -176,5 +185,5 @@ async function withPasskeyOn(page: Page): Promise<string | undefined> {
   const user = await register(server);
   const start = await server.graphql(START_REG, {}, user.token);
   const response = await page.evaluate((o) => (window as any).createPasskey(o), start.data.startPasskeyRegistration.optionsJson);
-  return codes(await server.graphql(FINISH_REG, { c: start.data.startPasskeyRegistration.challengeId, r: response }, user.token))[0];
+  return codes(await server.graphql(FINISH_REG, { challengeId: start.data.startPasskeyRegistration.challengeId, responseJson: response }, user.token))[0];
 }

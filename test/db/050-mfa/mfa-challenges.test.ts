@@ -77,3 +77,19 @@ test("step-up: a signed-in caller's checked code raises its session to aal2", as
   expect(await accept(null, factorId, 2000, null, user)).toEqual({ role: null, sub: null, session_id: null, exp: null });
   expect((await db.owner.query("select aal from app_private.sessions where id = $1", [user.sessionId])).rows[0].aal).toBe("aal2");
 });
+
+test("a provider sign-in of an account with a factor answers a challenge; its session records the provider and identity", async () => {
+  const { rows } = await db.owner.query(
+    "select app_private.sign_in_with_identity('google', 'https://issuer.example.com', 'sub-mfa-1', 'mfa-provider@example.com', true, 'Pro', null) as id",
+  );
+  const identityId = rows[0].id;
+  const userId = (await db.owner.query("select user_id from app_private.identities where id = $1", [identityId])).rows[0].user_id;
+  const sessionId = (await db.owner.query("select (app_private.start_session($1)).session_id as id", [userId])).rows[0].id;
+  const { factorId } = await enrolTotpInSql(db, { userId, sessionId, email: "mfa-provider@example.com" }, 3000);
+  const code = (await db.owner.query("select app_private.issue_sign_in_code($1) as code", [identityId])).rows[0].code;
+  const challenge = (await db.queryAs(null, "select (t).* from app_public.exchange_sign_in_code($1) t", [code])).rows[0];
+  expect(challenge).toMatchObject({ role: "mfa_challenge", sub: null });
+  const token = await accept(challenge.session_id, factorId, 3001);
+  const row = (await db.owner.query("select method, identity_id, aal from app_private.sessions where id = $1", [token.session_id])).rows[0];
+  expect(row).toEqual({ method: "provider", identity_id: identityId, aal: "aal2" });
+});

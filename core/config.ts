@@ -232,6 +232,8 @@ export const ATTEMPT_LIMIT_DEFAULTS: Record<string, Partial<Record<"email" | "ad
   sign_in_flow: { address: { max: 30, seconds: 900 }, user: { max: 10, seconds: 900 } },
   // second-factor codes (verifyMfa, stepUpMfa, confirmTotp), per account and per client address
   mfa_code: { user: { max: 10, seconds: 900 }, address: { max: 50, seconds: 900 } },
+  // passkey challenges started (startPasskeyRegistration, startPasskeySignIn), per client address
+  passkey_challenge: { address: { max: 60, seconds: 900 } },
 };
 
 export interface AccountsConfig {

@@ -33,6 +33,8 @@ begin
   elsif start_passkey_challenge.purpose <> 'sign_in' then
     raise exception 'unknown passkey challenge purpose %', start_passkey_challenge.purpose;
   end if;
+  -- each stored challenge is a row: per client address (RATE_LIMIT_PASSKEY_CHALLENGE_ADDRESS)
+  perform app_private.take_attempt('passkey_challenge', 'address', app_hidden.client_address());
   -- challenges left unanswered are cleared as new ones are made (bounded work per call)
   delete from app_private.passkey_challenges c
   where c.id in (select c2.id from app_private.passkey_challenges c2 where c2.expires_at < now() - interval '1 hour' limit 100);

@@ -144,3 +144,6 @@ comment on type app_public.organization_mfa_gap is 'An organization of yours tha
 update app_private.account_settings
 set attempt_limits = attempt_limits || '{"mfa_code": {"user": {"max": 10, "seconds": 900}, "address": {"max": 50, "seconds": 900}}}'::jsonb
 where not attempt_limits ? 'mfa_code';
+update app_private.account_settings
+set attempt_limits = attempt_limits || '{"passkey_challenge": {"address": {"max": 60, "seconds": 900}}}'::jsonb
+where not attempt_limits ? 'passkey_challenge';

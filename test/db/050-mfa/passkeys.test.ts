@@ -54,3 +54,14 @@ test("an expired challenge, or another user's registration challenge, cannot be 
   await db.owner.query("update app_private.passkey_challenges set expires_at = now() - interval '1 second' where id = $1", [reg.challenge_id]);
   expect(await codeOf(db.queryAs(user, "select * from app_hidden.take_passkey_challenge($1, 'registration')", [reg.challenge_id]))).toBe("MFA_CHALLENGE_INVALID");
 });
+
+test("passkey challenges are limited per client address (TOO_MANY_ATTEMPTS), so nobody fills the table", async () => {
+  await db.owner.query(`update app_private.account_settings set attempt_limits = attempt_limits || '{"passkey_challenge": {"address": {"max": 3, "seconds": 900}}}'::jsonb`);
+  const start = () =>
+    db.as(null, async (c) => {
+      await c.query("select set_config('tenantbase.client_address', '203.0.113.7', true)");
+      return c.query("select * from app_hidden.start_passkey_challenge('sign_in', 'c', $1, $2, null)", RP);
+    });
+  for (let i = 0; i < 3; i++) await start();
+  expect(await codeOf(start())).toBe("TOO_MANY_ATTEMPTS");
+});

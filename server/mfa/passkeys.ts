@@ -118,12 +118,12 @@ export function makePasskeyPlugin(options: { pool: pg.Pool; jwt: JwtSettings; co
     });
   }
 
-  async function startSignIn(pgSettings: unknown, mfaChallenge: string | null | undefined) {
+  async function startSignIn(pgSettings: unknown, mfaChallenge: string | null | undefined, stepUp = false) {
     const mfaChallengeId = mfaChallenge ? challengeIdOf(mfaChallenge, options.jwt) : null;
     const challenge = newChallenge();
     return asCaller(pgSettings, async (client) => {
       const { rows } = await client.query("select * from app_hidden.start_passkey_challenge($1, $2, $3, $4, $5)", [
-        mfaChallengeId ? "second_factor" : "sign_in",
+        stepUp ? "step_up" : mfaChallengeId ? "second_factor" : "sign_in",
         challenge.text,
         rpID,
         origin,
@@ -140,19 +140,20 @@ export function makePasskeyPlugin(options: { pool: pg.Pool; jwt: JwtSettings; co
     });
   }
 
-  async function finishSignIn(pgSettings: unknown, input: { challengeId: string; responseJson: string }) {
+  /** Verifies an assertion against a challenge of one of `purposes`; returns accept_passkey's token row (null for step-up). */
+  async function finishAssertion(pgSettings: unknown, input: { challengeId: string; responseJson: string }, purposes: string[]) {
     const response = parseResponse<AuthenticationResponseJSON>(input.responseJson);
     const settings = pgSettings;
-    // second factor or sign-in: whichever the challenge was made for
+    // whichever of the purposes the challenge was made for
     const taken = await asCaller(settings, async (client) => {
-      for (const purpose of ["second_factor", "sign_in"]) {
+      for (const purpose of purposes) {
         await client.query("savepoint take");
         try {
           const { rows } = await client.query("select * from app_hidden.take_passkey_challenge($1, $2)", [input.challengeId, purpose]);
           return rows[0];
         } catch (error) {
           await client.query("rollback to savepoint take");
-          if (purpose === "sign_in") throw error;
+          if (purpose === purposes[purposes.length - 1]) throw error;
         }
       }
     });
@@ -174,7 +175,7 @@ export function makePasskeyPlugin(options: { pool: pg.Pool; jwt: JwtSettings; co
       invalidPasskey();
     }
     if (!verification.verified) invalidPasskey();
-    const token = await asCaller(settings, async (client) =>
+    return asCaller(settings, async (client) =>
       (await client.query("select (t).* from app_hidden.accept_passkey($1, $2, $3, $4) t", [
         input.challengeId,
         credential.factor_id,
@@ -182,7 +183,15 @@ export function makePasskeyPlugin(options: { pool: pg.Pool; jwt: JwtSettings; co
         verification.authenticationInfo.credentialBackedUp,
       ])).rows[0],
     );
-    return { jwtToken: sign(token) };
+  }
+
+  async function finishSignIn(pgSettings: unknown, input: { challengeId: string; responseJson: string }) {
+    return { jwtToken: sign(await finishAssertion(pgSettings, input, ["second_factor", "sign_in"])) };
+  }
+
+  async function finishStepUp(pgSettings: unknown, input: { challengeId: string; responseJson: string }) {
+    await finishAssertion(pgSettings, input, ["step_up"]);
+    return { success: true };
   }
 
   const field = <I, R extends object>(fn: (pgSettings: unknown, input: I) => Promise<R>) =>
@@ -234,6 +243,19 @@ export function makePasskeyPlugin(options: { pool: pg.Pool; jwt: JwtSettings; co
         "The session token (aal2)."
         jwtToken: String!
       }
+      input StartPasskeyStepUpInput {
+        clientMutationId: String
+      }
+      input FinishPasskeyStepUpInput {
+        clientMutationId: String
+        challengeId: UUID!
+        "The AuthenticationResponseJSON of navigator.credentials.get (base64url fields)."
+        responseJson: String!
+      }
+      type FinishPasskeyStepUpPayload {
+        clientMutationId: String
+        success: Boolean!
+      }
       extend type Mutation {
         "Starts registering a passkey (signed in; a second factor in the last 15 minutes when you already have one)."
         startPasskeyRegistration(input: StartPasskeyRegistrationInput!): PasskeyOptionsPayload
@@ -243,6 +265,10 @@ export function makePasskeyPlugin(options: { pool: pg.Pool; jwt: JwtSettings; co
         startPasskeySignIn(input: StartPasskeySignInInput!): PasskeyOptionsPayload
         "Checks the browser's passkey answer and opens an aal2 session."
         finishPasskeySignIn(input: FinishPasskeySignInInput!): FinishPasskeySignInPayload
+        "Starts a step-up with one of your passkeys (signed in)."
+        startPasskeyStepUp(input: StartPasskeyStepUpInput!): PasskeyOptionsPayload
+        "Checks the passkey answer; this session is aal2 from now (the step-up operations' 15 minutes start)."
+        finishPasskeyStepUp(input: FinishPasskeyStepUpInput!): FinishPasskeyStepUpPayload
       }
     `,
     objects: {
@@ -252,11 +278,14 @@ export function makePasskeyPlugin(options: { pool: pg.Pool; jwt: JwtSettings; co
           finishPasskeyRegistration: field(finishRegistration),
           startPasskeySignIn: field((s, input: { mfaChallenge?: string | null }) => startSignIn(s, input.mfaChallenge)),
           finishPasskeySignIn: field(finishSignIn),
+          startPasskeyStepUp: field((s) => startSignIn(s, null, true)),
+          finishPasskeyStepUp: field(finishStepUp),
         },
       },
       PasskeyOptionsPayload: { plans: pass("clientMutationId", "challengeId", "optionsJson") },
       FinishPasskeyRegistrationPayload: { plans: pass("clientMutationId", "factorId", "recoveryCodes") },
       FinishPasskeySignInPayload: { plans: pass("clientMutationId", "jwtToken") },
+      FinishPasskeyStepUpPayload: { plans: pass("clientMutationId", "success") },
     },
   }));
 }

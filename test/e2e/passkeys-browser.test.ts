@@ -108,6 +108,8 @@ const START_REG = docOperation("StartPasskeyRegistration");
 const FINISH_REG = docOperation("FinishPasskeyRegistration");
 const START_SIGN_IN = docOperation("StartPasskeySignIn");
 const FINISH_SIGN_IN = docOperation("FinishPasskeySignIn");
+const START_STEP_UP = docOperation("StartPasskeyStepUp");
+const FINISH_STEP_UP = docOperation("FinishPasskeyStepUp");
 
 async function withPasskey(page: Page): Promise<RegisteredUser> {
   const user = await register(server);
@@ -154,6 +156,22 @@ test("register a passkey, then use it as the second factor of a password sign-in
   expect(counter.passkey_backed_up).toBe(false);
   // the same answer again: its challenge is gone
   expect(codes(await server.graphql(FINISH_SIGN_IN, { challengeId: passwordless.challengeId, responseJson: passwordless.response }))).toEqual(["MFA_CHALLENGE_INVALID"]);
+});
+
+test("step-up with a passkey: an old session becomes aal2 now; another user's session cannot use the challenge", async () => {
+  const page = await device();
+  const user = await withPasskey(page);
+  const other = await register(server);
+  await db.owner.query("update app_private.sessions set aal = 'aal1', aal2_at = null where id = $1", [user.sessionId]);
+  const start = await server.graphql(START_STEP_UP, {}, user.token);
+  expect(start.errors).toBeUndefined();
+  const response = await page.evaluate((o) => (window as any).usePasskey(o), start.data.startPasskeyStepUp.optionsJson);
+  const vars = { challengeId: start.data.startPasskeyStepUp.challengeId, responseJson: response };
+  expect(codes(await server.graphql(FINISH_STEP_UP, vars, other.token))).toEqual(["MFA_CHALLENGE_INVALID"]);
+  const done = await server.graphql(FINISH_STEP_UP, vars, user.token);
+  expect(done.errors).toBeUndefined();
+  const session = (await db.owner.query("select aal, aal2_at > now() - interval '1 minute' as fresh from app_private.sessions where id = $1", [user.sessionId])).rows[0];
+  expect(session).toEqual({ aal: "aal2", fresh: true });
 });
 
 test("an assertion cannot answer another user's challenge, come from another origin, or carry a counter that went back", async () => {

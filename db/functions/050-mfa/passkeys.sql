@@ -10,7 +10,8 @@ create or replace trigger _100_audit_columns before insert or update on app_priv
   for each row execute function app_private.tg_audit_columns();
 
 -- purpose registration: the signed-in caller (step-up when they already have a factor);
--- second_factor: the user of the MFA challenge (which must be live); sign_in: nobody yet.
+-- step_up: the signed-in caller, raising this session to aal2; second_factor: the user of the
+-- MFA challenge (which must be live); sign_in: nobody yet.
 -- Returns the challenge's id and the credentials it may be answered with (registration: the
 -- ones to exclude).
 create or replace function app_hidden.start_passkey_challenge(purpose text, challenge text, rp_id text, origin text, mfa_challenge_id uuid)
@@ -28,6 +29,8 @@ begin
     if (select count(*) from app_private.mfa_factors f where f.user_id = v_user_id and f.confirmed_at is not null) >= 10 then
       perform app_hidden.raise_error('MFA_FACTOR_LIMIT', 'An account has at most 10 second factors.');
     end if;
+  elsif start_passkey_challenge.purpose = 'step_up' then
+    v_user_id := app_private.mfa_code_user(null);
   elsif start_passkey_challenge.purpose = 'second_factor' then
     v_user_id := app_private.mfa_code_user(start_passkey_challenge.mfa_challenge_id);
   elsif start_passkey_challenge.purpose <> 'sign_in' then
@@ -52,7 +55,7 @@ end;
 $$;
 
 -- Takes a challenge once (whatever the answer turns out to be): an answer is checked against
--- exactly one challenge, and never twice. For registration it must be the caller's.
+-- exactly one challenge, and never twice. For registration and step-up it must be the caller's.
 create or replace function app_hidden.take_passkey_challenge(challenge_id uuid, purpose text)
   returns table (challenge text, rp_id text, origin text, user_id uuid, mfa_challenge_id uuid)
   language plpgsql volatile security definer
@@ -64,7 +67,7 @@ begin
   update app_private.passkey_challenges c set used_at = now()
   where c.id = take_passkey_challenge.challenge_id and c.purpose = take_passkey_challenge.purpose
     and c.used_at is null and c.expires_at > now()
-    and (c.purpose <> 'registration' or c.user_id = app_public.current_user_id())
+    and (c.purpose not in ('registration', 'step_up') or c.user_id = app_public.current_user_id())
   returning * into v_row;
   if not found then
     perform app_hidden.raise_error('MFA_CHALLENGE_INVALID', 'This passkey request has expired or was already used; start again.');
@@ -122,7 +125,8 @@ $$;
 
 -- A verified assertion. The counter moves forward (or both stay 0, for authenticators without
 -- one); a counter that did not is a cloned authenticator: MFA_CODE_INVALID. Second factor: the
--- MFA challenge's aal2 session; sign-in: an aal2 session of the credential's user.
+-- MFA challenge's aal2 session; sign-in: an aal2 session of the credential's user; step-up: the
+-- caller's session becomes aal2 now (returns null).
 create or replace function app_hidden.accept_passkey(challenge_id uuid, factor_id uuid, new_counter bigint, backed_up boolean)
   returns app_public.jwt_token
   language plpgsql volatile security definer
@@ -144,6 +148,11 @@ begin
   end if;
   if v_challenge.purpose = 'second_factor' then
     return app_private.finish_second_factor(v_challenge.mfa_challenge_id, v_factor.user_id);
+  end if;
+  if v_challenge.purpose = 'step_up' then
+    -- the caller's own session (finish_second_factor checks it is the factor's user's)
+    perform app_private.finish_second_factor(null, v_factor.user_id);
+    return null;
   end if;
   v_token := app_private.start_session(v_factor.user_id);
   update app_private.sessions s set method = 'passkey', aal = 'aal2', aal2_at = now() where s.id = v_token.session_id;

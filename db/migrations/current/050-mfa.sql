@@ -70,7 +70,7 @@ create index if not exists mfa_challenges_expires_at_idx on app_private.mfa_chal
 create table if not exists app_private.passkey_challenges (
   id uuid primary key default gen_random_uuid(),
   user_id uuid references app_public.users on delete cascade,
-  purpose text not null constraint passkey_challenges_purpose_check check (purpose in ('registration', 'second_factor', 'sign_in')),
+  purpose text not null constraint passkey_challenges_purpose_check check (purpose in ('registration', 'second_factor', 'sign_in', 'step_up')),
   challenge text not null constraint passkey_challenges_challenge_check check (length(challenge) <= 200),
   rp_id text not null constraint passkey_challenges_rp_id_check check (length(rp_id) <= 255),
   origin text not null constraint passkey_challenges_origin_check check (length(origin) <= 500),

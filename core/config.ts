@@ -79,6 +79,8 @@ export interface Config {
   signIn: SignInConfig;
   /** Outbound webhooks: retry schedule, timeouts, what addresses endpoints may reach. */
   outboundWebhooks: OutboundWebhooksConfig;
+  /** Multi-factor sign-in (docs/mfa.md). */
+  mfa: MfaConfig;
 }
 
 /** Outbound webhooks (docs/outbound-webhooks.md); read by the delivery task when it runs. */
@@ -228,6 +230,10 @@ export const ATTEMPT_LIMIT_DEFAULTS: Record<string, Partial<Record<"email" | "ad
   password_check: { user: { max: 10, seconds: 900 } },
   // provider sign-ins started (GET /auth/<provider>/start), per client address and per user linking
   sign_in_flow: { address: { max: 30, seconds: 900 }, user: { max: 10, seconds: 900 } },
+  // second-factor codes (verifyMfa, stepUpMfa, confirmTotp), per account and per client address
+  mfa_code: { user: { max: 10, seconds: 900 }, address: { max: 50, seconds: 900 } },
+  // passkey challenges started (startPasskeyRegistration, startPasskeySignIn), per client address
+  passkey_challenge: { address: { max: 60, seconds: 900 } },
 };
 
 export interface AccountsConfig {
@@ -422,6 +428,7 @@ export function loadConfig(env: Env = process.env): Config {
     stripeWebhook: stripeWebhookLimits(env),
     trustedDocuments: trustedDocumentsConfig(env),
     signIn: signInConfig(env),
+    mfa: mfaConfig(env),
     outboundWebhooks: outboundWebhooksConfig(env),
   };
 }
@@ -707,6 +714,30 @@ export function httpUrl(env: Env, name: string, fallback: string): string {
 /** APP_URL without trailing slashes. */
 export function appUrl(env: Env): string {
   return httpUrl(env, "APP_URL", DEFAULT_APP_URL).replace(/\/+$/, "");
+}
+
+export interface MfaConfig {
+  /**
+   * MFA_SECRET_KEY: encrypts TOTP secrets (AES-256-GCM, key = its SHA-256). null: the server
+   * derives one from the JWT secret (HKDF), so that upgrading needs no new variable.
+   */
+  secretKey: string | null;
+  /** The issuer authenticator apps show next to the account (MFA_TOTP_ISSUER). */
+  totpIssuer: string;
+  /** APP_URL: passkeys belong to its host (the relying party) and are answered from its origin. */
+  appUrl: string;
+}
+
+export function mfaConfig(env: Env = process.env): MfaConfig {
+  const secretKey = read(env, "MFA_SECRET_KEY");
+  if (secretKey !== null && secretKey.length < 32) {
+    throw new ConfigError("MFA_SECRET_KEY must be at least 32 characters long");
+  }
+  const totpIssuer = read(env, "MFA_TOTP_ISSUER") ?? "tenantbase";
+  if (totpIssuer.length > 64 || /[:\r\n]/.test(totpIssuer)) {
+    throw new ConfigError("MFA_TOTP_ISSUER must be at most 64 characters, without colons or line breaks");
+  }
+  return { secretKey, totpIssuer, appUrl: appUrl(env) };
 }
 
 /** Mail settings; read by the worker's mail tasks when they run (tests change them between jobs). */

@@ -9,7 +9,7 @@ import pg from "pg";
 import { postgraphile, type PostGraphileInstance } from "postgraphile";
 import { grafserv } from "postgraphile/grafserv/express/v4";
 import { authMiddleware, sessionEndedPlugin, type JwtSettings } from "./auth.ts";
-import { makePreset } from "./preset.ts";
+import { makePreset, type PresetOptions } from "./preset.ts";
 import { mountStripeWebhook, type StripeConfig } from "./webhooks/stripe.ts";
 import { loadStripeConfig } from "../core/stripe-config.ts";
 import { writeBillingSettings } from "../db/billing-settings.ts";
@@ -38,6 +38,8 @@ import { mountSsoRoutes } from "./identity/sso-routes.ts";
 import type { ResolveTxt } from "./identity/sso-plugin.ts";
 
 export interface AppOptions {
+  /** MFA settings (server/mfa/plugin.ts); default: from the environment. */
+  mfa?: PresetOptions["mfa"];
   ownerUrl: string;
   authUrl: string;
   jwt: JwtSettings;
@@ -127,7 +129,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const signIn = options.signIn ?? signInConfig();
   const sso = { secretKey: signIn.ssoSecretKey ?? null, resolveTxt: options.ssoResolveTxt };
   const pgl = postgraphile({
-    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema, trustedDocuments, sso })],
+    extends: [makePreset({ authPool, jwt: options.jwt, graphiql: options.graphiql, stripe: options.stripe, realtime, limits, logger, watch: options.watchSchema, trustedDocuments, sso, mfa: options.mfa })],
     plugins: [operationsPlugin({ limits, metrics }), sessionEndedPlugin()],
     grafserv: { maxRequestLength: limits.maxBodyBytes },
   });

@@ -15,6 +15,10 @@ import { rootLogger, type Logger } from "../core/logger.ts";
 import { pgSettingsFor, type JwtSettings } from "./auth.ts";
 import { makeBillingPlugin } from "./stripe/plugin.ts";
 import { makeSsoPlugin, type ResolveTxt } from "./identity/sso-plugin.ts";
+import { makeMfaPlugin, type MfaPluginTestHooks } from "./mfa/plugin.ts";
+import { makePasskeyPlugin } from "./mfa/passkeys.ts";
+import { mfaConfig } from "../core/config.ts";
+import type { MfaConfig } from "../core/config.ts";
 import { makeAttemptLimitsPlugin } from "./plugins/attempt-limits.ts";
 import { clientSettings } from "./client-origin.ts";
 import type { StripeConfig } from "../core/stripe-config.ts";
@@ -45,6 +49,8 @@ export interface PresetOptions {
   trustedDocuments?: TrustedDocuments;
   /** Organization SSO (server/identity/sso-plugin.ts): SSO_SECRET_KEY, and a DNS resolver for tests. */
   sso?: { secretKey: Buffer | null; resolveTxt?: ResolveTxt };
+  /** MFA settings (MFA_SECRET_KEY, MFA_TOTP_ISSUER); default: from the environment. Tests may pin the TOTP clock. */
+  mfa?: MfaConfig & MfaPluginTestHooks;
 }
 
 /** The document check before parsing, the document cache and the response budget (server/graphql-limits.ts). */
@@ -95,6 +101,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       ...makeGenerationConditionsPlugins(options.limits),
       makeBillingPlugin({ pool: options.authPool, config: options.stripe }),
       makeSsoPlugin({ pool: options.authPool, secretKey: options.sso?.secretKey ?? null, resolveTxt: options.sso?.resolveTxt }),
+      makeMfaPlugin({ pool: options.authPool, jwt: options.jwt, config: options.mfa }, { now: options.mfa?.now }),
+      makePasskeyPlugin({ pool: options.authPool, jwt: options.jwt, config: options.mfa ?? mfaConfig() }),
       RealtimePlugin,
       makeAttemptLimitsPlugin(options.authPool),
       documentLimitsPlugin(options.limits),

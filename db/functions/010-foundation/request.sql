@@ -46,7 +46,11 @@ begin
                             where s.id = v_session_id
                               and (c.organization_id = o.id
                                    or (s.sso_break_glass_organization_id = o.id and m.role = 'owner')))
-          end;
+          end
+      -- MFA policy (050-mfa/mfa-policy.sql): an organization requiring a second factor is left
+      -- out of a session that has not given one. The session is read only when needed.
+      and (o.mfa_required_at is null or o.mfa_required_at > now()
+           or (select s.aal from app_private.sessions s where s.id = v_session_id) = 'aal2');
   elsif v_api_key_id is not null then
     -- A key never acts with more than its creator's current role in the organization, and not
     -- at all once its creator is no longer a member (200-team/api-keys.sql): one primary-key
@@ -111,7 +115,11 @@ begin
                           where s.id = v_session_id
                             and (c.organization_id = o.id
                                  or (s.sso_break_glass_organization_id = o.id and m.role = 'owner')))
-        end;
+        end
+    -- MFA policy (050-mfa/mfa-policy.sql): an organization requiring a second factor is left out
+    -- of a session that has not given one. The session is read only when needed.
+    and (o.mfa_required_at is null or o.mfa_required_at > now()
+         or (select s.aal from app_private.sessions s where s.id = v_session_id) = 'aal2');
   v_ignored := set_config('tenantbase.organization_ids', v_member::text, true);
   v_ignored := set_config('tenantbase.admin_organization_ids', v_admin::text, true);
 end;

@@ -38,11 +38,15 @@ begin
     perform app_hidden.raise_error('INVALID_CREDENTIALS', 'Incorrect email or password.');
   end if;
   perform app_private.note_sign_in(authenticate.email);
+  -- With a second factor (050-mfa): an MFA challenge instead of a session (verifyMfa opens it).
+  if app_private.has_second_factor(v_user_id) then
+    return app_private.issue_mfa_challenge(v_user_id, 'password', null);
+  end if;
   return app_private.start_session(v_user_id);
 end;
 $$;
 comment on function app_public.authenticate(text, text) is
-  E'@resultFieldName jwtToken\nSigns in with email and password.';
+  E'@resultFieldName jwtToken\nSigns in with email and password. For an account with a second factor the token is an MFA challenge (its role claim is mfa_challenge): give it to verifyMfa with a code.';
 
 create or replace function app_public.logout() returns boolean
   language plpgsql volatile security definer
@@ -66,7 +70,7 @@ declare
   v_settings app_private.account_settings := app_private.account_settings();
 begin
   return query
-  select s.id, s.created_at, s.last_used_at, s.user_agent, s.id = app_public.current_session_id()
+  select s.id, s.created_at, s.last_used_at, s.user_agent, s.id = app_public.current_session_id(), s.aal
   from app_private.sessions s
   where s.user_id = app_public.current_user_id()
     and s.revoked_at is null

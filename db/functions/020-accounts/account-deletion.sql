@@ -17,6 +17,7 @@ declare
   v_org record;
   v_anonymous_email text;
 begin
+  perform app_hidden.assert_recent_second_factor(); -- step-up (050-mfa/step-up.sql)
   select * into v_user from app_public.users u where u.id = v_user_id for update;
   v_anonymous_email := 'deleted-' || v_user.id || '@deleted.invalid';
 

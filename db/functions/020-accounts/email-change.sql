@@ -10,6 +10,7 @@ declare
   v_user_id uuid := app_private.assert_current_password(change_email.password);
   v_email text := app_hidden.normalize_email(change_email.new_email);
 begin
+  perform app_hidden.assert_recent_second_factor(); -- step-up (050-mfa/step-up.sql)
   if v_email is null or length(v_email) > 254 or v_email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' then
     perform app_hidden.raise_error('INVALID_EMAIL', 'That is not a valid email address.');
   end if;

@@ -79,6 +79,7 @@ as $$
 declare
   v_user_id uuid := app_private.assert_current_password(change_password.current_password);
 begin
+  perform app_hidden.assert_recent_second_factor(); -- step-up (050-mfa/step-up.sql)
   perform app_private.set_password(v_user_id, change_password.new_password);
   -- every other session ends; this one is kept
   update app_private.sessions s set revoked_at = now()

@@ -43,6 +43,10 @@ begin
   if not found or not exists (select 1 from app_public.users u where u.id = v_code.user_id and u.deleted_at is null) then
     perform app_hidden.raise_error('SIGN_IN_CODE_INVALID', 'This sign-in link has expired or was already used; sign in again.');
   end if;
+  -- With a second factor (050-mfa): an MFA challenge instead of a session.
+  if app_private.has_second_factor(v_code.user_id) then
+    return app_private.issue_mfa_challenge(v_code.user_id, 'provider', v_code.identity_id);
+  end if;
   v_token := app_private.start_session(v_code.user_id);
   -- an SSO sign-in's session records its connection (040-organization-sso/sso-sign-in.sql)
   update app_private.sessions s

@@ -27,6 +27,7 @@ declare
   v_secret text := 'tb_live_' || encode(gen_random_bytes(32), 'hex');
   v_key app_public.api_keys;
 begin
+  perform app_hidden.assert_recent_second_factor(); -- step-up (050-mfa/step-up.sql)
   perform app_private.assert_team_admin(create_api_key.organization_id, 'create API keys');
   perform app_hidden.require_verified_email('api_keys');
   if coalesce(create_api_key.role, 'member') not in ('member', 'admin') then

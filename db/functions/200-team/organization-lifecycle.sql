@@ -10,6 +10,7 @@ as $$
 declare
   v_org app_public.organizations;
 begin
+  perform app_hidden.assert_recent_second_factor(); -- step-up (050-mfa/step-up.sql)
   if delete_organization.id is null
      or not delete_organization.id = any (app_public.current_user_organization_ids()) then
     perform app_hidden.raise_error('NOT_FOUND', 'No such organization.');

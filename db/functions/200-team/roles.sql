@@ -149,6 +149,7 @@ declare
   v_caller_role app_public.organization_role;
   v_member app_public.organization_members;
 begin
+  perform app_hidden.assert_recent_second_factor(); -- step-up (050-mfa/step-up.sql)
   v_caller_role := app_private.lock_organization_for_member_change(transfer_ownership.organization_id);
   if v_caller_role <> 'owner' then
     perform app_hidden.raise_error('FORBIDDEN', 'Only an owner can transfer ownership.');

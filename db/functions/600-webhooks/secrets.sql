@@ -31,6 +31,7 @@ declare
   v_endpoint app_public.webhook_endpoints := app_private.webhook_endpoint_for_admin(rotate_webhook_secret.id, 'rotate webhook secrets');
   v_secret text;
 begin
+  perform app_hidden.assert_recent_second_factor(); -- step-up (050-mfa/step-up.sql)
   delete from app_private.webhook_endpoint_secrets s
   where s.organization_id = v_endpoint.organization_id and s.endpoint_id = v_endpoint.id and s.expires_at is not null;
   update app_private.webhook_endpoint_secrets s set expires_at = now() + interval '24 hours'

@@ -45,7 +45,8 @@ begin
   end if;
   -- With a second factor (050-mfa): an MFA challenge instead of a session.
   if app_private.has_second_factor(v_code.user_id) then
-    return app_private.issue_mfa_challenge(v_code.user_id, 'provider', v_code.identity_id);
+    return app_private.issue_mfa_challenge(v_code.user_id,
+      case when v_code.sso_connection_id is null then 'provider' else 'sso' end, v_code.identity_id, v_code.sso_connection_id);
   end if;
   v_token := app_private.start_session(v_code.user_id);
   -- an SSO sign-in's session records its connection (040-organization-sso/sso-sign-in.sql)

@@ -22,7 +22,8 @@ as $$
                  where f.user_id = has_second_factor.user_id and f.confirmed_at is not null);
 $$;
 
-create or replace function app_private.issue_mfa_challenge(user_id uuid, method text, identity_id uuid) returns app_public.jwt_token
+create or replace function app_private.issue_mfa_challenge(user_id uuid, method text, identity_id uuid, sso_connection_id uuid default null)
+  returns app_public.jwt_token
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
 as $$
@@ -32,8 +33,9 @@ begin
   -- challenges left unanswered are cleared as new ones are made (bounded work per call)
   delete from app_private.mfa_challenges c
   where c.id in (select c2.id from app_private.mfa_challenges c2 where c2.expires_at < now() - interval '1 hour' limit 100);
-  insert into app_private.mfa_challenges (user_id, method, identity_id, expires_at)
-  values (issue_mfa_challenge.user_id, issue_mfa_challenge.method, issue_mfa_challenge.identity_id, now() + interval '5 minutes')
+  insert into app_private.mfa_challenges (user_id, method, identity_id, sso_connection_id, expires_at)
+  values (issue_mfa_challenge.user_id, issue_mfa_challenge.method, issue_mfa_challenge.identity_id,
+          issue_mfa_challenge.sso_connection_id, now() + interval '5 minutes')
   returning * into v_challenge;
   return ('mfa_challenge', null, v_challenge.id, extract(epoch from v_challenge.expires_at)::bigint)::app_public.jwt_token;
 end;
@@ -142,7 +144,8 @@ begin
   end if;
   v_token := app_private.start_session(v_challenge.user_id);
   update app_private.sessions s
-  set method = v_challenge.method, identity_id = v_challenge.identity_id, aal = 'aal2', aal2_at = now()
+  set method = v_challenge.method, identity_id = v_challenge.identity_id, sso_connection_id = v_challenge.sso_connection_id,
+      aal = 'aal2', aal2_at = now()
   where s.id = v_token.session_id;
   return v_token;
 end;

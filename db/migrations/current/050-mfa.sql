@@ -54,6 +54,8 @@ create table if not exists app_private.mfa_challenges (
   user_id uuid not null references app_public.users on delete cascade,
   method text not null default 'password' constraint mfa_challenges_method_check check (method in ('password', 'provider', 'sso')),
   identity_id uuid references app_private.identities on delete cascade,
+  -- an SSO sign-in's connection, so the session verifyMfa opens still counts for its organization
+  sso_connection_id uuid references app_public.sso_connections (id) on delete cascade,
   expires_at timestamptz not null,
   used_at timestamptz,
   created_at timestamptz not null default now(),
@@ -62,6 +64,7 @@ create table if not exists app_private.mfa_challenges (
 );
 create index if not exists mfa_challenges_user_id_idx on app_private.mfa_challenges (user_id);
 create index if not exists mfa_challenges_identity_id_idx on app_private.mfa_challenges (identity_id);
+create index if not exists mfa_challenges_sso_connection_id_idx on app_private.mfa_challenges (sso_connection_id);
 create index if not exists mfa_challenges_expires_at_idx on app_private.mfa_challenges (expires_at);
 
 -- WebAuthn challenges: single use, five minutes, bound to the user (null for a passwordless

@@ -5,6 +5,8 @@
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.ts";
 import { codeOf, registerInSql } from "../../helpers/sql-accounts.ts";
 import { enrolTotpInSql, signInInSql } from "../../helpers/mfa-sql.ts";
+import { twoTenants } from "../../helpers/fixtures.ts";
+import { connection, verifiedDomain } from "../040-organization-sso/sso.ts";
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -92,4 +94,28 @@ test("a provider sign-in of an account with a factor answers a challenge; its se
   const token = await accept(challenge.session_id, factorId, 3001);
   const row = (await db.owner.query("select method, identity_id, aal from app_private.sessions where id = $1", [token.session_id])).rows[0];
   expect(row).toEqual({ method: "provider", identity_id: identityId, aal: "aal2" });
+});
+
+test("an SSO sign-in of an account with a factor: the challenge keeps the connection, so the aal2 session sees the SSO-required organization", async () => {
+  const { a } = await twoTenants(db);
+  // (a seat for the just-in-time member on the free plan)
+  await db.owner.query("delete from app_public.organization_members where organization_id = $1 and role = 'member'", [a.org.id]);
+  const conn = await connection(db, a.admin, a.org.id);
+  const { domain } = await verifiedDomain(db, a.admin, a.org.id);
+  await db.queryAs(a.admin, "select app_public.set_organization_sso($1, true, 'member')", [a.org.id]);
+  const email = `mfa.sso@${domain}`;
+  const identityId = (await db.owner.query("select app_private.sign_in_with_sso($1, 'https://idp.example.org', 'sub-mfa-sso', $2, true, 'Mfa Sso') as id",
+    [conn, email])).rows[0].id;
+  const userId = (await db.owner.query("select user_id from app_private.identities where id = $1", [identityId])).rows[0].user_id;
+  const sessionId = (await db.owner.query("select (app_private.start_session($1)).session_id as id", [userId])).rows[0].id;
+  const { factorId } = await enrolTotpInSql(db, { userId, sessionId, email }, 5000);
+
+  const code = (await db.owner.query("select app_private.issue_sso_sign_in_code($1, $2) as code", [identityId, conn])).rows[0].code;
+  const challenge = (await db.queryAs(null, "select (t).* from app_public.exchange_sign_in_code($1) t", [code])).rows[0];
+  expect(challenge).toMatchObject({ role: "mfa_challenge", sub: null });
+  const token = await accept(challenge.session_id, factorId, 5001);
+  const row = (await db.owner.query("select method, sso_connection_id, aal from app_private.sessions where id = $1", [token.session_id])).rows[0];
+  expect(row).toEqual({ method: "sso", sso_connection_id: conn, aal: "aal2" });
+  const seen = await db.queryAs({ userId, sessionId: token.session_id }, "select id from app_public.organizations");
+  expect(seen.rows).toEqual([{ id: a.org.id }]);
 });

@@ -1,0 +1,1 @@
+insert into app_private.passkey_challenges (user_id, purpose, challenge, rp_id, origin, expires_at, created_by) values ($2::uuid, 'registration', 'fixture-' || $1::text, 'localhost', 'http://localhost:3000', now() + interval '5 minutes', $2::uuid)

@@ -295,3 +295,36 @@ test("one endpoint receives its messages one at a time, in the order they were w
   expect(receiver.maxInFlight.get("/ordered")).toBe(1);
   await db.queryAs(t.b.admin, "select app_public.delete_webhook_endpoint($1)", [ep.id]);
 });
+
+test("one job delivers its endpoint's backlog after its own message, in order, each once, and removes the jobs it served", async () => {
+  // (graphile-worker looks for a named queue's next job only at its next poll: one job per
+  // message would drain a backlog at one message per poll interval)
+  const ep = await endpoint(t.b.admin, t.b.org.id, "/backlog", ["credits.low_balance"]);
+  const ids: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    ids.push((await db.owner.query("select app_private.emit_webhook_event($1, 'credits.low_balance', jsonb_build_object('balance', $2::int, 'threshold', 10)) as id", [t.b.org.id, i])).rows[0].id);
+  }
+  expect((await db.owner.query("select count(*)::int as n from graphile_worker.jobs where queue_name = $1", [`webhooks:${ep.id}`])).rows[0].n).toBe(30);
+  const { rows: first } = await db.owner.query(
+    "select id from app_public.webhook_deliveries where organization_id = $1 and endpoint_id = $2 order by created_at, id limit 1", [t.b.org.id, ep.id]);
+  // the first message's job, run as the worker runs it
+  const helpers = {
+    logger,
+    withPgClient: async <T>(fn: (client: pg.PoolClient) => Promise<T>) => {
+      const client = await workerPool.connect();
+      try {
+        return await fn(client);
+      } finally {
+        client.release();
+      }
+    },
+  };
+  await taskList.deliver_webhook!({ organizationId: t.b.org.id, deliveryId: first[0].id }, helpers as any);
+  expect(at("/backlog").map((r) => r.id)).toEqual(ids);
+  expect((await attempts(ep.id)).filter((a) => a.status === "succeeded")).toHaveLength(30);
+  // the first job's own row is the worker's to complete; the 29 it served are gone
+  expect((await db.owner.query("select count(*)::int as n from graphile_worker.jobs where queue_name = $1", [`webhooks:${ep.id}`])).rows[0].n).toBe(1);
+  await work();
+  expect(at("/backlog")).toHaveLength(30);
+  await db.queryAs(t.b.admin, "select app_public.delete_webhook_endpoint($1)", [ep.id]);
+});

@@ -49,8 +49,8 @@ comment on function app_private.generation_reservation_discrepancies() is
 -- Every spend cap whose counter differs from what its current window holds: window_spent must be
 -- the open reservations charged to that window (credit_reservation_cap_charges) plus the captures
 -- of the reservations made in it (since the cap exists) that fall under the cap: all of the
--- organization's, or a project's generations'. Released and expired credits were given back.
--- API-key caps are not checked: a reservation does not record the key that made it. (A
+-- organization's, a project's generations', or an API key's (credit_reservations.api_key_id).
+-- Released and expired credits were given back. (A
 -- reservation made in the last instant of a window while a concurrent one had already moved the
 -- cap to the next is charged to the next window and would show here: a person should look.)
 create or replace function app_private.spend_cap_window_discrepancies()
@@ -73,11 +73,12 @@ begin
                   and r.created_at >= greatest(c.window_start, c.created_at)
                   and r.created_at < app_hidden.spend_cap_window_end(c.period, c.window_start)
                   and (c.scope = 'organization'
-                       or exists (select 1 from app_public.generations g
+                       or (c.scope = 'api_key' and r.api_key_id = c.api_key_id)
+                       or (c.scope = 'project' and exists (select 1 from app_public.generations g
                                   where g.organization_id = r.organization_id and g.reservation_id = r.id
-                                    and g.project_id = c.project_id))), 0)
+                                    and g.project_id = c.project_id)))), 0)
     from app_public.credit_spend_caps c
-    where c.scope in ('organization', 'project') and c.window_start > '-infinity'
+    where c.window_start > '-infinity'
   ) t (organization_id, cap_id, scope, window_start, window_spent, open_charged, captured)
   where t.window_spent <> t.open_charged + t.captured;
 end;

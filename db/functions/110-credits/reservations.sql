@@ -66,13 +66,14 @@ begin
   -- each open reservation holds a job in the shared queue: at most the plan's number at once
   perform app_private.assert_reservation_quota(reserve_credits_for.organization_id);
 
-  insert into app_public.credit_reservations (organization_id, amount, idempotency_key, system_key, expires_at)
-  values (reserve_credits_for.organization_id, amount, idempotency_key, v_system_key, now() + make_interval(secs => ttl_seconds))
+  insert into app_public.credit_reservations (organization_id, amount, idempotency_key, system_key, expires_at, api_key_id)
+  values (reserve_credits_for.organization_id, amount, idempotency_key, v_system_key, now() + make_interval(secs => ttl_seconds),
+          app_hidden.current_api_key_id())
   returning * into v_reservation;
 
   -- Within every spend cap that applies (SPEND_CAP_REACHED otherwise; rolls all of this back).
   perform app_private.charge_spend_caps(reserve_credits_for.organization_id, v_reservation.id, amount,
-    reserve_credits_for.project_id, app_hidden.current_api_key_id());
+    reserve_credits_for.project_id, v_reservation.api_key_id);
 
   -- Hold the credits from the grants, in the spending order.
   select coalesce(array_agg(t.grant_id), '{}'), coalesce(array_agg(t.take), '{}') into v_grant_ids, v_takes

@@ -99,6 +99,31 @@ describe("spend_cap_window_discrepancies", () => {
     await db.owner.query("update app_public.credit_spend_caps set window_spent = 7 where organization_id = $1", [org.id]);
   });
 
+  test("an API key's cap counts the captures of what that key reserved, not other keys' or members'", async () => {
+    const { createApiKey, queryAsApiKey } = await import("../../helpers/team.ts");
+    const { capture } = creditHelpers(() => db);
+    const owner = await createUser(db);
+    const org = await createOrganization(db, owner, "Key capped");
+    const key = await createApiKey(db, owner, org.id, "capped-script");
+    const other = await createApiKey(db, owner, org.id, "other-script");
+    await db.queryAs(owner, "select app_public.set_spend_cap($1, 'month', 1000, null, $2)", [org.id, key.id]);
+    const asKey = (id: string, amount: number, k: string) =>
+      queryAsApiKey(db, id, "select * from app_public.reserve_credits($1, $2, $3, 900)", [org.id, amount, k]).then((r) => r.rows[0]);
+    const r1 = await asKey(key.id, 10, "key-1");
+    await asKey(key.id, 4, "key-2"); // open
+    const r3 = await asKey(other.id, 9, "other-1");
+    await reserve(owner, org.id, 6, "member-1");
+    await capture(owner, r1.id, 8);
+    await capture(owner, r3.id, 9);
+    expect((await db.owner.query("select api_key_id from app_public.credit_reservations where organization_id = $1 and id = $2", [org.id, r1.id])).rows)
+      .toEqual([{ api_key_id: key.id }]);
+    expect(await windows()).toEqual([]);
+    await db.owner.query("update app_public.credit_spend_caps set window_spent = 20 where organization_id = $1", [org.id]);
+    expect(await windows()).toEqual([{ organization_id: org.id, scope: "api_key", window_spent: 20, open_charged: 4, captured: 8 }]);
+    await db.owner.query("update app_public.credit_spend_caps set window_spent = 12 where organization_id = $1", [org.id]);
+    expect(await windows()).toEqual([]);
+  });
+
   test("app roles cannot run it", async () => {
     const user = await createUser(db);
     await expect(db.queryAs(user, "select * from app_private.spend_cap_window_discrepancies()")).rejects.toMatchObject({ code: "42501" });

@@ -70,7 +70,7 @@ declare
   v_settings app_private.account_settings := app_private.account_settings();
 begin
   return query
-  select s.id, s.created_at, s.last_used_at, s.user_agent, s.id = app_public.current_session_id(), s.aal
+  select s.id, s.created_at, s.last_used_at, s.user_agent, s.id = app_public.current_session_id(), s.aal, s.method
   from app_private.sessions s
   where s.user_id = app_public.current_user_id()
     and s.revoked_at is null
@@ -81,7 +81,7 @@ begin
 end;
 $$;
 comment on function app_public.my_sessions() is
-  E'@behavior -connection +list\n@listSuffix omit\nYour signed-in sessions (devices), newest first; `current` marks the one making this request.';
+  E'@behavior -connection +list\n@listSuffix omit\nYour signed-in sessions (devices), newest first; `current` marks the one making this request, `method` how it was made (password, provider, sso, passkey).';
 
 create or replace function app_public.revoke_session(id uuid) returns boolean
   language plpgsql volatile security definer

@@ -27,6 +27,8 @@ const relations: Record<string, Record<string, Names>> = {
   "app_public.credit_reservations": {
     credit_reservations_idempotency_key: { fieldName: "creditReservationByIdempotencyKey" },
     credit_reservations_system_key: { fieldName: "creditReservationBySystemKey" },
+    // The key that made the reservation; ApiKey has no list of reservations (none is exposed).
+    credit_reservations_api_key_fkey: { fieldName: "apiKey" },
   },
   "app_public.credit_ledger_allocations": {
     credit_ledger_allocations_ledger_entry_fkey: { fieldName: "ledgerEntry", foreignFieldName: "grantAllocations" },

@@ -73,7 +73,7 @@ test("save a card, set the rule, see the attempt a spend starts, turn it off; me
   // 2. Stripe says the card is saved (signed delivery, applied by the worker)
   const event = stripeEvent("setup_intent.succeeded", setupIntentObject({ id: "seti_api1", customer, paymentMethod: "pm_card_visa", organizationId: org }), T0);
   expect((await deliver(server.url, event)).status).toBe(200);
-  await runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 1, noHandleSignals: true });
+  await runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 1, noHandleSignals: true, noPreparedStatements: true });
 
   // 3. the rule
   expect(code(await run("SetAutoTopUp", rule, a.member))).toBe("FORBIDDEN");
@@ -134,7 +134,7 @@ test("a pack bought with saveCardForAutoTopUp keeps its card: the signed payment
     metadata: { organization_id: a.org.id, credit_package_id: pack },
   };
   expect((await deliver(server.url, stripeEvent("payment_intent.succeeded", intent, T0))).status).toBe(200);
-  await runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 1, noHandleSignals: true });
+  await runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 1, noHandleSignals: true, noPreparedStatements: true });
   const set = await run("SetAutoTopUp", { organizationId: a.org.id, creditPackageId: pack, threshold: "10", maxPerMonth: 1, monthlyLimitAmount: "1900" }, a.admin);
   expect(set.errors).toBeUndefined();
   expect(set.data.setAutoTopUp.autoTopUpRule.paymentMethodSaved).toBe(true);

@@ -86,7 +86,8 @@ const COMPLETE = `mutation Complete($id: UUID!, $credits: BigFloat!) {
 }`;
 
 const quiet = new Logger(() => () => {});
-const work = () => runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 1, noHandleSignals: true, logger: quiet });
+// No prepared statements: under TEST_PGBOUNCER a later runOnce may meet the earlier one's on a pooled connection.
+const work = () => runOnce({ connectionString: db.ownerUrl, taskList, concurrency: 1, noHandleSignals: true, noPreparedStatements: true, logger: quiet });
 const { project } = generationHelpers(() => db);
 const credits = creditHelpers(() => db);
 

@@ -108,7 +108,7 @@ test("the documented operations, end to end: create, a real delivery, the log, r
   const logger = new Logger(() => () => {});
   const work = async () => {
     for (let i = 0; i < 100; i++) {
-      await runOnce({ pgPool: pool, taskList, concurrency: 2, noHandleSignals: true, logger });
+      await runOnce({ pgPool: pool, taskList, concurrency: 2, noHandleSignals: true, noPreparedStatements: true, logger });
       const { rows } = await db.owner.query("select count(*)::int as n from graphile_worker.jobs where run_at <= now()");
       if (rows[0].n === 0) return;
       await new Promise((resolve) => setTimeout(resolve, 20));

@@ -30,7 +30,7 @@ import { ensureDataset } from "./lib/dataset.ts";
 import { interleaved, printTable, runLoad, type LoadResult } from "./lib/load.ts";
 import { benchToken, startBenchServer } from "./lib/server.ts";
 import { asOwner, asUser, authPool, benchMembers } from "./lib/sql.ts";
-import { printBreakdown, printBreakdowns, summariseProfile } from "./lib/cpu-profile.ts";
+import { printBreakdown, printBreakdowns, printSelfTimeDifferences, summariseProfile } from "./lib/cpu-profile.ts";
 import { treeCpuMs } from "./lib/cpu.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -210,6 +210,12 @@ if (PARTS.has("profile")) {
   printBreakdowns(`5b. the same for stock PostGraphile 5 (${stockMeasured.result.perSecond.toFixed(0)} req/s; profile: ${stockFile}) beside tenantbase`, [
     { label: "tenantbase", breakdown: summariseProfile(profileFile), requests: measured.result.ok, cpuMicros: measured.cpuMicros },
     { label: "stock PG5", breakdown: summariseProfile(stockFile), requests: stockMeasured.result.ok, cpuMicros: stockMeasured.cpuMicros },
+  ]);
+  // 5c. The same two profiles by the code that ran (self time): which packages and functions
+  // tenantbase spends more in than stock PostGraphile, largest first.
+  printSelfTimeDifferences("5c. tenantbase beside stock PostGraphile 5", [
+    { label: "tenantbase", file: profileFile, requests: measured.result.ok, cpuMicros: measured.cpuMicros },
+    { label: "stock PG5", file: stockFile, requests: stockMeasured.result.ok, cpuMicros: stockMeasured.cpuMicros },
   ]);
 }
 // 6. The same load through each reference server: their CPU per request beside ours.

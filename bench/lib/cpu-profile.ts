@@ -142,3 +142,64 @@ export function printBreakdowns(title: string, servers: { label: string; breakdo
   for (const bucket of BUCKETS) row(bucket, servers.map((s, i) => (s.breakdown.byBucket.get(bucket)! / s.breakdown.busyMs) * perRequest[i]));
   row("total (process.cpuUsage)", perRequest);
 }
+
+/** Where a frame's code lives: the npm package, or the project file, or V8/node itself. */
+function ownerOf(url: string, functionName: string): string {
+  if (!url) return functionName.startsWith("(") ? functionName : "(native)";
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  if (pkg) return pkg[1];
+  if (url.startsWith("node:")) return url;
+  const own = /\/((?:server|core|db|bench)\/.+)$/.exec(url);
+  return own ? own[1] : url.replace(/^file:\/\//, "");
+}
+
+/** Self time (ms, idle excluded) by the package or file whose code was running, and by function. */
+export function selfTime(file: string): { byOwner: Map<string, number>; byFunction: Map<string, number>; busyMs: number } {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+  const byId = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) byId.set(node.id, node);
+  const byOwner = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  let busy = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const { functionName, url, lineNumber } = byId.get(profile.samples[i])!.callFrame as CallFrame & { lineNumber: number };
+    if (functionName === "(idle)" || functionName === "(program)") continue;
+    const delta = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+    busy += delta;
+    const owner = ownerOf(url, functionName);
+    byOwner.set(owner, (byOwner.get(owner) ?? 0) + delta);
+    const fn = `${functionName || "(anonymous)"} ${owner}${url ? `:${lineNumber + 1}` : ""}`;
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + delta);
+  }
+  return { byOwner, byFunction, busyMs: busy };
+}
+
+/**
+ * Where the first server's self time per request exceeds the second's, by package (or project
+ * file) and by function, largest first: the profile's own answer to "what does tenantbase run
+ * that PostGraphile does not". Each row is µs of CPU per request (shares of the profile scaled by
+ * process.cpuUsage per request).
+ */
+export function printSelfTimeDifferences(
+  title: string,
+  [a, b]: { label: string; file: string; requests: number; cpuMicros: number }[],
+  rows = 15,
+): void {
+  const [sa, sb] = [selfTime(a.file), selfTime(b.file)];
+  const scale = (s: typeof sa, x: typeof a) => (ms: number) => (ms / s.busyMs) * (x.cpuMicros / x.requests);
+  const [fa, fb] = [scale(sa, a), scale(sb, b)];
+  for (const kind of ["byOwner", "byFunction"] as const) {
+    const keys = new Set([...sa[kind].keys(), ...sb[kind].keys()]);
+    const diffs = [...keys]
+      .map((key) => ({ key, a: fa(sa[kind].get(key) ?? 0), b: fb(sb[kind].get(key) ?? 0) }))
+      .sort((x, y) => y.a - y.b - (x.a - x.b));
+    console.log(`\n${title}, by ${kind === "byOwner" ? "package or file" : "function"} (self time, µs per request)`);
+    console.log(`  ${"".padEnd(72)} ${a.label.slice(0, 10).padStart(10)} ${b.label.slice(0, 10).padStart(10)} ${"more".padStart(7)}`);
+    for (const d of diffs.slice(0, rows)) {
+      console.log(`  ${d.key.slice(0, 72).padEnd(72)} ${d.a.toFixed(1).padStart(10)} ${d.b.toFixed(1).padStart(10)} ${(d.a - d.b).toFixed(1).padStart(7)}`);
+    }
+    const less = diffs.filter((d) => d.a < d.b).reduce((sum, d) => sum + d.b - d.a, 0);
+    const more = diffs.filter((d) => d.a > d.b).reduce((sum, d) => sum + d.a - d.b, 0);
+    console.log(`  (${a.label} runs ${more.toFixed(0)} µs more in the rows where it spends more, ${less.toFixed(0)} µs less where it spends less)`);
+  }
+}

@@ -34,6 +34,7 @@ create or replace function app_private.record_credit_alert(
 ) returns uuid
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
+  set timezone to 'UTC'
 as $$
 #variable_conflict use_column
 declare

@@ -3,10 +3,14 @@
 -- (a rollback of the change drops the message). Payloads: ids and the facts a receiver needs,
 -- never a secret. The credit alerts (credits.low_balance, credits.cap_used, credits.expiring)
 -- call emit_webhook_event from their own domain.
+-- Every function that emits runs with TimeZone UTC: a timestamptz in a payload is written in the
+-- session's TimeZone, so a database whose default is America/New_York would otherwise send
+-- "2030-01-07T19:00:00-05:00" where receivers are documented to get UTC (test/db/600-webhooks).
 
 create or replace function app_private.tg_generations_webhook_events() returns trigger
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
+  set timezone to 'UTC'
 as $$
 begin
   if new.status is not distinct from old.status or new.status not in ('succeeded', 'failed') then
@@ -28,6 +32,7 @@ create or replace trigger _910_webhook_events after update of status on app_publ
 create or replace function app_private.tg_organization_members_webhook_events() returns trigger
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
+  set timezone to 'UTC'
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -47,6 +52,7 @@ create or replace trigger _910_webhook_events after insert or update or delete o
 create or replace function app_private.tg_api_keys_webhook_events() returns trigger
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
+  set timezone to 'UTC'
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -64,6 +70,7 @@ create or replace trigger _910_webhook_events after insert or update of revoked_
 create or replace function app_private.tg_subscriptions_webhook_events() returns trigger
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
+  set timezone to 'UTC'
 as $$
 begin
   if tg_op = 'UPDATE'
@@ -83,6 +90,7 @@ create or replace trigger _910_webhook_events after insert or update on app_publ
 create or replace function app_private.tg_invoices_webhook_events() returns trigger
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
+  set timezone to 'UTC'
 as $$
 begin
   if new.status <> 'paid' or (tg_op = 'UPDATE' and old.status = 'paid') then
@@ -100,6 +108,7 @@ create or replace trigger _910_webhook_events after insert or update of status o
 create or replace function app_private.tg_credit_grants_webhook_events() returns trigger
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
+  set timezone to 'UTC'
 as $$
 begin
   perform app_private.emit_webhook_event(new.organization_id, 'credits.granted', jsonb_build_object(

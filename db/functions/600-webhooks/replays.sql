@@ -8,6 +8,7 @@
 create or replace function app_public.send_test_webhook(id uuid) returns app_public.webhook_deliveries
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
+  set timezone to 'UTC'
 as $$
 declare
   v_endpoint app_public.webhook_endpoints := app_private.webhook_endpoint_for_admin(send_test_webhook.id, 'send test webhooks');

@@ -73,6 +73,30 @@ test("generations completed and failed; credits granted", async () => {
   expect(granted).toEqual([{ event_type: "credits.granted", payload: expect.objectContaining({ source: "manual", amount: 50, expires_at: null }) }]);
 });
 
+test("times in a payload are UTC whatever the session's TimeZone", async () => {
+  await newMessages();
+  const client = await db.owner.connect();
+  try {
+    await client.query("set timezone = 'America/New_York'");
+    await client.query("select app_private.grant_credits_from($1, 50, 'manual', '2030-01-08T00:00:00Z', null, null)", [t.a.org.id]);
+  } finally {
+    await client.query("reset timezone");
+    client.release();
+  }
+  expect(await newMessages()).toEqual([
+    { event_type: "credits.granted", payload: expect.objectContaining({ amount: 50, expires_at: "2030-01-08T00:00:00+00:00" }) },
+  ]);
+});
+
+test("every function that emits an event runs with TimeZone UTC", async () => {
+  const { rows } = await db.owner.query(`
+    select p.oid::regprocedure::text as name, coalesce('TimeZone=UTC' = any (p.proconfig), false) as utc
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where n.nspname like 'app\\_%' and p.prosrc like '%emit_webhook_event(%' and p.proname <> 'emit_webhook_event'`);
+  expect(rows.length).toBeGreaterThanOrEqual(8);
+  expect(rows.filter((r) => !r.utc).map((r) => r.name)).toEqual([]);
+});
+
 test("the subscription changing and an invoice paid", async () => {
   await newMessages();
   await db.owner.query(

@@ -48,7 +48,7 @@ async function allowanceKey(periodStartSql: string): Promise<string> {
 /** Seconds from now to the end of the current calendar month (UTC), as the database sees it. */
 async function secondsToMonthEnd(): Promise<number> {
   const { rows } = await db.owner.query(
-    "select extract(epoch from app_hidden.usage_period_start(now()) + interval '1 month' - now())::float as s",
+    "select extract(epoch from app_hidden.usage_period_end(now()) - now())::float as s",
   );
   return rows[0].s;
 }
@@ -57,7 +57,7 @@ async function secondsToMonthEnd(): Promise<number> {
 async function endPeriodsNow(organizationIds: string[]): Promise<void> {
   await db.owner.query(
     `update app_public.usage_counters
-        set period_start = app_hidden.usage_period_start(now()) - interval '1 month',
+        set period_start = app_hidden.usage_period_start(app_hidden.usage_period_start(now()) - interval '1 day'),
             period_end = app_hidden.usage_period_start(now())
       where organization_id = any($1)`,
     [organizationIds],
@@ -90,7 +90,8 @@ test("a member who takes the next period's allowance key cannot stop the rollove
   const attacker = await createUser(db, "Mallory Member");
   await addMember(db, attackerOrg, attacker, "member");
 
-  const next = atBoundary ? "app_hidden.usage_period_start(now()) + interval '1 month'" : "app_hidden.usage_period_start(now())";
+  // (UTC months whatever the session's TimeZone: `+ interval '1 month'` would count them in it)
+  const next = atBoundary ? "app_hidden.usage_period_end(now())" : "app_hidden.usage_period_start(now())";
   const key = await allowanceKey(next);
   const before = await Promise.all(orgs.map(account));
 

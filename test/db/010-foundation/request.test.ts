@@ -25,6 +25,24 @@ test("a user's organizations (member and admin) are in the transaction's setting
   expect(anonymous.rows[0]).toEqual({ member: [], admin: [] });
 });
 
+test("one organization with a sign-in policy among several: only it is left out, the others stay (both lookups agree)", async () => {
+  // start_request() takes the memberships alone unless one of the caller's organizations requires
+  // SSO or MFA; then the lookup with the policies decides for all of them.
+  const user = await createUser(db);
+  const plain = await createOrganization(db, user, "No Policy");
+  const strict = await createOrganization(db, user, "MFA Required");
+  const later = await createOrganization(db, user, "MFA Later");
+  const member = async () => sorted((await db.queryAs(user, settings)).rows[0].member);
+  expect(await member()).toEqual(sorted([plain.id, strict.id, later.id]));
+  await db.owner.query("update app_public.organizations set mfa_required_at = now() - interval '1 second' where id = $1", [strict.id]);
+  await db.owner.query("update app_public.organizations set mfa_required_at = now() + interval '7 days' where id = $1", [later.id]);
+  expect(await member()).toEqual(sorted([plain.id, later.id]));
+  const admin = (await db.queryAs(user, settings)).rows[0].admin;
+  expect(sorted(admin)).toEqual(sorted([plain.id, later.id]));
+  await db.owner.query("update app_public.organizations set mfa_required_at = null where id = any($1)", [[strict.id, later.id]]);
+  expect(await member()).toEqual(sorted([plain.id, strict.id, later.id]));
+});
+
 test("a logged-out or expired session is refused with INVALID_TOKEN on the next transaction", async () => {
   const user = await createUser(db);
   await createOrganization(db, user, "Soon Gone");

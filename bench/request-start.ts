@@ -127,9 +127,14 @@ const fastStart = fileFunction.indexOf("  -- Fast path:");
 const policyStart = fileFunction.indexOf("  if v_policy then\n");
 const policyEnd = fileFunction.indexOf("  end if;\n", policyStart);
 if (fastStart < 0 || policyStart < 0 || policyEnd < 0) throw new Error("request.sql's start_request() no longer has the fast path this bench compares");
+// The policy lookup lives in refresh_caller_organizations(); the old form ran it inline every time.
+const refresh = file.slice(file.indexOf("create or replace function app_hidden.refresh_caller_organizations()"), file.indexOf("comment on function app_hidden.refresh_caller_organizations()"));
+const lookupStart = refresh.indexOf("  if v_user_id is not null then\n");
+const lookupEnd = refresh.indexOf("  elsif v_api_key_id is not null then");
+if (lookupStart < 0 || lookupEnd < 0) throw new Error("request.sql's refresh_caller_organizations() no longer has the lookup this bench compares");
 const always =
   fileFunction.slice(0, fastStart) +
-  fileFunction.slice(policyStart + "  if v_policy then\n".length, policyEnd).replace(/^  /gm, "") +
+  refresh.slice(lookupStart + "  if v_user_id is not null then\n".length, lookupEnd).replace(/^  /gm, "") +
   fileFunction.slice(policyEnd + "  end if;\n".length);
 const root = new pg.Client({ connectionString: db.ownerUrl });
 await root.connect();

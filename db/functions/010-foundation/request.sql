@@ -74,8 +74,9 @@ comment on function app_hidden.refresh_caller_organizations() is
   'Reads the caller''s organizations (member and admin) into the transaction settings the policies compare with.';
 
 -- The hot path of every request: the session check, one query for the memberships, and the
--- settings assigned as plain expressions. The same membership lookup as
--- refresh_caller_organizations(), which the triggers below call mid-transaction.
+-- settings assigned as plain expressions. Where one of the caller's organizations requires SSO
+-- or MFA, refresh_caller_organizations() (which the triggers below also call mid-transaction)
+-- makes the lookup with those policies instead.
 create or replace function app_hidden.start_request() returns void
   language plpgsql volatile security definer
   set search_path = pg_catalog, public
@@ -101,8 +102,9 @@ begin
     perform app_hidden.raise_error('INVALID_TOKEN', 'Session has ended; sign in again.');
   end if;
   -- Fast path: the memberships alone, and whether any of those organizations has a sign-in policy
-  -- (SSO or MFA required). Almost no request's organizations do, and the policy clauses below
-  -- cost about 20 µs of backend CPU per request even when they pass (bench/request-start.ts).
+  -- (SSO or MFA required). Almost no request's organizations do, and the lookup with the policy
+  -- clauses costs about 10 µs more backend CPU per request even when they pass
+  -- (bench/request-start.ts).
   select coalesce(array_agg(m.organization_id), '{}'),
          coalesce(array_agg(m.organization_id) filter (where m.role >= 'admin'), '{}'),
          coalesce(bool_or(o.sso_required or o.mfa_required_at is not null), false)
@@ -112,28 +114,9 @@ begin
   where m.user_id = v_user_id
     and o.deleted_at is null;
   if v_policy then
-    -- The same lookup with the policies: with neither policy set anywhere it answers the same.
-    select coalesce(array_agg(m.organization_id), '{}'),
-           coalesce(array_agg(m.organization_id) filter (where m.role >= 'admin'), '{}')
-      into v_member, v_admin
-    from app_public.organization_members m
-    join app_public.organizations o on o.id = m.organization_id
-    where m.user_id = v_user_id
-      and o.deleted_at is null
-      -- Organization SSO (040-organization-sso/sso-required.sql): an organization that requires
-      -- SSO counts only for a session made through its connection, or for an owner's session
-      -- that broke the glass for it (audited). CASE: no lookup at all for the others.
-      and case when not o.sso_required then true
-               else exists (select 1 from app_private.sessions s
-                            left join app_public.sso_connections c on c.id = s.sso_connection_id
-                            where s.id = v_session_id
-                              and (c.organization_id = o.id
-                                   or (s.sso_break_glass_organization_id = o.id and m.role = 'owner')))
-          end
-      -- MFA policy (050-mfa/mfa-policy.sql): an organization requiring a second factor is left
-      -- out of a session that has not given one. The session is read only when needed.
-      and (o.mfa_required_at is null or o.mfa_required_at > now()
-           or (select s.aal from app_private.sessions s where s.id = v_session_id) = 'aal2');
+    -- The lookup with the policies, in its one place (above): it decides for all of them.
+    perform app_hidden.refresh_caller_organizations();
+    return;
   end if;
   v_ignored := set_config('tenantbase.organization_ids', v_member::text, true);
   v_ignored := set_config('tenantbase.admin_organization_ids', v_admin::text, true);

@@ -1,7 +1,7 @@
 -- Sessions: signing in opens one, signing out revokes it; each user lists their sessions and ends
 -- any of them. A session ends at its absolute expiry (account_settings.session_lifetime, the
 -- token's exp) or after account_settings.session_idle_timeout without a request
--- (SESSION_IDLE_TIMEOUT_SECONDS); app_hidden.session_is_live (caller.sql) checks both.
+-- (SESSION_IDLE_TIMEOUT_SECONDS); the view app_private.live_sessions (caller.sql) decides both.
 
 create or replace function app_private.start_session(user_id uuid) returns app_public.jwt_token
   language plpgsql volatile security definer

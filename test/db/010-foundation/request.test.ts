@@ -57,6 +57,36 @@ test("a logged-out or expired session is refused with INVALID_TOKEN on the next 
   await expectCode(db.queryAs({ userId: a.userId, sessionId: b.sessionId }, "select 1"), "INVALID_TOKEN");
 });
 
+test("start_request() and session_is_live() decide from one rule (live_sessions): revoked, expired, idle and another user's session are refused alike", async () => {
+  const [{ idle }] = (await db.owner.query("select extract(epoch from session_idle_timeout)::int as idle from app_private.account_settings where id")).rows;
+  const cases: [string, string | null][] = [
+    ["live", null],
+    ["revoked", "update app_private.sessions set revoked_at = now() where id = $1"],
+    ["expired", "update app_private.sessions set expires_at = now() - interval '1 second' where id = $1"],
+    ["idle", `update app_private.sessions set last_used_at = now() - interval '${idle + 1} seconds' where id = $1`],
+    ["idle, but used just within the timeout", `update app_private.sessions set last_used_at = now() - interval '${idle - 5} seconds' where id = $1`],
+  ];
+  for (const [label, change] of cases) {
+    const user = await createUser(db);
+    if (change) await db.owner.query(change, [user.sessionId]);
+    const { rows } = await db.owner.query("select app_hidden.session_is_live($1, $2) as live", [user.sessionId, user.userId]);
+    const request = db.queryAs(user, "select 1");
+    if (label === "live" || label.startsWith("idle, but")) {
+      expect([label, rows[0].live]).toEqual([label, true]);
+      await request;
+    } else {
+      expect([label, rows[0].live]).toEqual([label, false]);
+      await expectCode(request, "INVALID_TOKEN");
+    }
+  }
+  // A request records a stale use (at most once a minute), as session_is_live() does.
+  const user = await createUser(db);
+  await db.owner.query("update app_private.sessions set last_used_at = now() - interval '2 minutes' where id = $1", [user.sessionId]);
+  await db.queryAs(user, "select 1");
+  const { rows } = await db.owner.query("select last_used_at > now() - interval '1 minute' as recorded from app_private.sessions where id = $1", [user.sessionId]);
+  expect(rows[0].recorded).toBe(true);
+});
+
 test("an API key sees its organization; once revoked it sees none", async () => {
   const cast = await twoTenants(db);
   await db.owner.query(

@@ -161,12 +161,25 @@ test("hanging endpoints of one organization (many messages queued) do not delay 
   // B's requests outlast the test (no timeout ends them): whatever A gets, it gets past them
   process.env.WEBHOOK_TIMEOUT_MS = "60000";
   const runner: Runner = await run({ pgPool: workerPool, taskList, concurrency: 4, noHandleSignals: true, logger, pollInterval: 200, crontab: "" });
+  // Each wait is bounded, and says what the deliveries and jobs were if it runs out: a loaded
+  // machine then fails with the state, not with jest's bare timeout.
+  const deadline = Date.now() + 40_000;
+  const waitUntil = async (what: string, done: () => boolean) => {
+    while (!done()) {
+      if (Date.now() > deadline) {
+        const deliveries = await db.owner.query("select organization_id = $1 as of_b, status, count(*)::int as n from app_public.webhook_deliveries group by 1, 2 order by 1, 2", [t.b.org.id]);
+        const jobs = await db.owner.query("select task_identifier, count(*)::int as n, count(locked_at)::int as locked from graphile_worker.jobs group by 1");
+        throw new Error(`${what}: not within 40 s; deliveries ${JSON.stringify(deliveries.rows)}, jobs ${JSON.stringify(jobs.rows)}, received ${receiver.received.map((r) => r.path).join(" ")}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
   try {
-    while (!receiver.received.some((r) => r.path.startsWith("/b-"))) await new Promise((resolve) => setTimeout(resolve, 20));
+    await waitUntil("B's first delivery", () => receiver.received.some((r) => r.path.startsWith("/b-")));
     // A's event, committed while B's endpoints hang with 30 messages queued
     await make(t.a.admin, t.a.org.id, "/a-1", ["member.role_changed"]);
     await db.queryAs(t.a.owner, "select app_public.change_member_role($1, $2, 'admin')", [t.a.org.id, t.a.member.userId]);
-    await receiver.waitFor("/a-1", 1);
+    await waitUntil("A's delivery", () => receiver.received.some((r) => r.path === "/a-1"));
     // B: at most WEBHOOK_MAX_IN_FLIGHT_PER_ORGANIZATION (2) requests, all still hanging, each
     // endpoint one at a time; its other 28 messages wait without holding a worker slot
     const bReceived = receiver.received.filter((r) => r.path.startsWith("/b-")).length;
@@ -177,6 +190,9 @@ test("hanging endpoints of one organization (many messages queued) do not delay 
     const pending = await db.owner.query("select count(*)::int as n from app_public.webhook_deliveries where organization_id = $1 and status = 'pending'", [t.b.org.id]);
     expect(pending.rows[0].n).toBe(30);
   } finally {
+    // B's endpoints answer from now on, then the hanging requests end: a delivery the worker
+    // starts meanwhile gets its answer, so stopping the runner never waits for a 60 s timeout.
+    for (const name of ["/b-1", "/b-2", "/b-3"]) receiver.answer(name, { status: 200 });
     receiver.releaseHanging();
     await runner.stop();
     process.env.WEBHOOK_TIMEOUT_MS = ENV.WEBHOOK_TIMEOUT_MS;

@@ -39,8 +39,6 @@ export interface Receiver {
   maxInFlightOfGroup: Map<string, number>;
   /** Ends every request left hanging (the client sees the connection reset). */
   releaseHanging(): void;
-  /** Resolves when `count` requests in all have arrived at the path. */
-  waitFor(path: string, count: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,7 +49,6 @@ export async function startReceiver(): Promise<Receiver> {
   const maxInFlight = new Map<string, number>();
   const groupInFlight = new Map<string, number>();
   const maxInFlightOfGroup = new Map<string, number>();
-  const waiters: { path: string; count: number; resolve: () => void }[] = [];
   let secrets: string[] = [];
   const hanging = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
@@ -95,10 +92,6 @@ export async function startReceiver(): Promise<Receiver> {
         headers: req.headers,
         verifiedBy,
       });
-      for (const waiter of waiters.splice(0)) {
-        if (received.filter((r) => r.path === waiter.path).length >= waiter.count) waiter.resolve();
-        else waiters.push(waiter);
-      }
       const list = answers.get(path) ?? [];
       const answer = (list.length > 1 ? list.shift() : list[0]) ?? {};
       if (answer.hang) {
@@ -121,10 +114,6 @@ export async function startReceiver(): Promise<Receiver> {
     inFlight,
     maxInFlight,
     maxInFlightOfGroup,
-    waitFor: (path, count) =>
-      received.filter((r) => r.path === path).length >= count
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => waiters.push({ path, count, resolve })),
     releaseHanging: () => {
       for (const res of hanging) res.destroy();
       hanging.clear();

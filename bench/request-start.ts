@@ -37,7 +37,7 @@ await client.connect();
 const backend: number = (await client.query("select pg_backend_pid() as pid")).rows[0].pid;
 await client.query("set jit_optimize_above_cost = -1");
 
-// 50 members in turn, each session already recorded as used this minute (session_is_live writes
+// 50 members in turn, each session already recorded as used this minute (start_request() writes
 // last_used_at at most once a minute per session: that write is measured by nobody's request
 // but the first, and here it would be every transaction's).
 const active = members.slice(0, 50);
@@ -88,7 +88,7 @@ const ways: Way[] = [
   { label: "begin; settings; commit (no check)", calls: 1, run: (i) => open(settingsOf(i), false) },
   { label: "begin; settings; start_request(); commit (the server's)", calls: 1, run: (i) => open(settingsOf(i)) },
   {
-    // No session id (as a job acting for a user): start_request() skips session_is_live(), so
+    // No session id (as a job acting for a user): start_request() skips the session read, so
     // this way less the previous one is the session probe, and this less the first way is the
     // membership lookup.
     label: "the same without a session id (membership lookup only)",
@@ -108,11 +108,11 @@ const ways: Way[] = [
   { label: "floor: the same reading a session and a membership row", calls: 1, run: (i) => openWith(settingsOf(i), "select bench_floor.two_probes()") },
 ];
 
-/** Backend CPU per transaction of one batch of a way, µs. */
-async function measure(run: (i: number) => Promise<void>, transactions: number): Promise<number> {
-  const before = processCpuUs(backend);
+/** CPU per transaction of a backend (the bench's connection unless given) over one batch of a way, µs. */
+async function measure(run: (i: number) => Promise<void>, transactions: number, pid = backend): Promise<number> {
+  const before = processCpuUs(pid);
   for (let i = 0; i < transactions; i++) await run(i);
-  const after = processCpuUs(backend);
+  const after = processCpuUs(pid);
   if (before === null || after === null) throw new Error("the backend's CPU is not readable: run against a local PostgreSQL");
   return (after - before) / transactions;
 }
@@ -247,9 +247,7 @@ for (let round = 0; round < ROUNDS; round++) {
       await owner.query("commit");
     };
     for (let i = 0; i < active.length; i++) await run(i);
-    const before = processCpuUs(ownerBackend)!;
-    for (let i = 0; i < ITERATIONS; i++) await run(i);
-    row.push((processCpuUs(ownerBackend)! - before) / ITERATIONS);
+    row.push(await measure(run, ITERATIONS, ownerBackend));
   }
   ownerRounds.push(row);
 }

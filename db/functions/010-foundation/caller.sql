@@ -34,8 +34,8 @@ comment on function app_hidden.current_api_key_id() is 'The API key the request 
 -- (account_settings.session_idle_timeout, see sessions.sql). The rule has its one text here, in
 -- this view, which both readers query: session_is_live() below and app_hidden.start_request()
 -- (request.sql), which runs on every request and reads the view itself rather than calling
--- session_is_live(): a second SECURITY DEFINER call per request cost about 17 µs of backend CPU
--- (bench/request-start.ts). The idle timeout is read from the settings row itself rather than
+-- session_is_live(): a second SECURITY DEFINER call per request cost a median 12 µs of backend
+-- CPU (bench/request-start.ts). The idle timeout is read from the settings row itself rather than
 -- through app_private.account_settings(), whose whole row (attempt_limits is a large jsonb) cost
 -- more than the session lookup. use_unrecorded: the use is recorded (last_used_at) at most once a
 -- minute, so a busy session writes once a minute, not per request.
